@@ -1,0 +1,35 @@
+"""The error hierarchy. Every error a user can cause is a ``CiarsimError``.
+
+The CLI catches ``CiarsimError``, prints its message and exits non-zero without a traceback.
+``assert`` is used only for internal invariants, never for user input.
+"""
+
+
+class CiarsimError(Exception):
+    """Root of every error ciarsim raises on purpose. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class ScenarioError(CiarsimError):
+    """A scenario file or override is malformed or out of range (exit code 2)."""
+
+    exit_code = 2
+
+
+class CheckpointError(CiarsimError):
+    """A checkpoint is missing, corrupted or does not match the expected config."""
+
+    exit_code = 3
+
+
+class TraceFormatError(CiarsimError):
+    """A decode trace or capacity trace file cannot be read."""
+
+    exit_code = 2
+
+
+class MissingComponentError(CiarsimError):
+    """A part of the pipeline the run needs is not built yet; the message says how to build it."""
+
+    exit_code = 4
