@@ -1,0 +1,286 @@
+"""The scenario schema: frozen pydantic v2 models, units in every field name, unknown keys refused.
+
+A scenario is one YAML file. Its sections map one-to-one onto the classes below; each simulator
+component receives only its own section (``NetworkConfig`` for links, ``CloudConfig`` for the GPU
+server, ...). Numbers that come from measurements or publications are cited in the shipped
+scenario files and in ``ciarsim/data``; defaults here are labelled where they are assumptions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+class Frozen(BaseModel):
+    """Base: immutable, unknown keys are errors, no coercion of strings into numbers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, validate_default=True)
+
+
+# --------------------------------------------------------------------------------------------
+# workload
+
+
+class ArrivalConfig(Frozen):
+    """How image requests arrive.
+
+    ``closed_loop``: ``devices`` phones each generate their share of the images back to back,
+    waiting ``think_time_ms`` between images. ``poisson``: requests arrive as a Poisson process of
+    ``rate_per_s`` (all devices together), each served by its own phone.
+    """
+
+    kind: Literal["closed_loop", "poisson"] = "closed_loop"
+    devices: Annotated[int, Field(ge=1)] = 1
+    think_time_ms: NonNegFloat = 0.0
+    rate_per_s: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _rate_matches_kind(self) -> "ArrivalConfig":
+        if self.kind == "poisson" and self.rate_per_s is None:
+            raise ValueError("rate_per_s is required when kind is 'poisson'")
+        if self.kind == "closed_loop" and self.rate_per_s is not None:
+            raise ValueError("rate_per_s applies only to kind 'poisson'")
+        return self
+
+
+class WorkloadConfig(Frozen):
+    """What is generated: ``images`` prompts from the held-out prompt set, starting at
+    ``prompt_start``, on a ``token_grid`` x ``token_grid`` token grid."""
+
+    images: Annotated[int, Field(ge=1, le=100_000)] = 64
+    prompt_start: Annotated[int, Field(ge=0)] = 0
+    token_grid: Annotated[int, Field(ge=2, le=64)] = 16
+    prompt_bytes: Annotated[int, Field(ge=0)] = 128
+    arrival: ArrivalConfig = ArrivalConfig()
+
+    @property
+    def tokens_per_image(self) -> int:
+        return self.token_grid * self.token_grid
+
+
+# --------------------------------------------------------------------------------------------
+# models: decision models (trained here) and nominal models (simulated cost)
+
+
+class HardwareOverrides(Frozen):
+    """Optional overrides of a hardware profile's numbers (for sweeps over hypothetical chips)."""
+
+    mem_bw_gbps: PositiveFloat | None = None
+    peak_tflops: PositiveFloat | None = None
+    t_fixed_ms: NonNegFloat | None = None
+    eta_bw: Annotated[float, Field(gt=0, le=1)] | None = None
+    eta_f: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+class CloudConfig(Frozen):
+    """The shared cloud GPU server: nominal model, hardware, runtime, batching."""
+
+    model: str = "llamagen-xl"
+    hardware: str = "h100"
+    runtime: str = "cudagraph"
+    max_batch: Annotated[int, Field(ge=1, le=1024)] = 8
+    text_tokens: Annotated[int, Field(ge=0)] = 120
+    overrides: HardwareOverrides = HardwareOverrides()
+
+
+class DeviceConfig(Frozen):
+    """The phone or board: nominal model and hardware it is costed on."""
+
+    model: str = "ciar-device-xl"
+    hardware: str = "snapdragon-8-gen-3"
+    runtime: str = "npu"
+    text_tokens: Annotated[int, Field(ge=0)] = 120
+    overrides: HardwareOverrides = HardwareOverrides()
+
+
+class PayloadConfig(Frozen):
+    """How messages are encoded. ``None`` widths take the nominal cloud model's numbers."""
+
+    feature_dtype: Literal["fp32", "fp16", "bf16", "int8"] = "fp16"
+    feature_dim: Annotated[int, Field(ge=1)] | None = None
+    dist_dtype: Literal["fp32", "fp16", "bf16"] = "fp16"
+    token_bits: Annotated[int, Field(ge=1, le=32)] | None = None
+
+
+class ModelsConfig(Frozen):
+    checkpoints: str = "models/shapes-256"
+    cloud: CloudConfig = CloudConfig()
+    device: DeviceConfig = DeviceConfig()
+    payload: PayloadConfig = PayloadConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# network
+
+
+class NetworkConfig(Frozen):
+    """Uplink and downlink between one phone and the cloud.
+
+    ``capacity`` picks the capacity model, the same for both directions:
+      - ``ideal``: transfers take no time at all (the paper's compute-only accounting);
+      - ``constant``: ``uplink_mbps`` / ``downlink_mbps``;
+      - ``random``: piecewise-constant capacity redrawn every ``capacity_interval_ms`` from a
+        lognormal with mean ``*_mbps`` and coefficient of variation ``capacity_cv`` (seeded);
+      - ``trace``: capacity follows ``uplink_trace`` / ``downlink_trace`` (``trace_format``); if
+        ``*_mbps`` is also given, the trace is rescaled to that mean.
+    One-way delay = (``rtt_ms`` + ``backhaul_rtt_ms``) / 2 per message plus jitter drawn from
+    ``jitter_dist`` with mean ``jitter_ms`` (messages never overtake each other). Each MTU packet is
+    lost with probability ``loss_rate``; a loss costs ``rto_ms`` and a resend.
+    """
+
+    capacity: Literal["ideal", "constant", "random", "trace"] = "constant"
+    uplink_mbps: PositiveFloat | None = None
+    downlink_mbps: PositiveFloat | None = None
+    capacity_cv: NonNegFloat = 0.5
+    capacity_interval_ms: PositiveFloat = 1000.0
+    uplink_trace: str | None = None
+    downlink_trace: str | None = None
+    trace_format: Literal["mahimahi", "pensieve", "canonical"] = "mahimahi"
+    rtt_ms: NonNegFloat = 0.0
+    backhaul_rtt_ms: NonNegFloat = 0.0
+    jitter_ms: NonNegFloat = 0.0
+    jitter_dist: Literal["exponential", "uniform", "halfnormal"] = "exponential"
+    loss_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    rto_ms: PositiveFloat = 200.0
+    mtu_bytes: Annotated[int, Field(ge=64, le=65_535)] = 1500
+    packet_header_bytes: Annotated[int, Field(ge=0)] = 40
+    message_header_bytes: Annotated[int, Field(ge=0)] = 64
+
+    @model_validator(mode="after")
+    def _capacity_fields(self) -> "NetworkConfig":
+        if self.capacity in ("constant", "random"):
+            for name in ("uplink_mbps", "downlink_mbps"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"{name} is required when capacity is '{self.capacity}'")
+        if self.capacity == "trace":
+            for name in ("uplink_trace", "downlink_trace"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"{name} is required when capacity is 'trace'")
+        if self.packet_header_bytes >= self.mtu_bytes:
+            raise ValueError("packet_header_bytes must be smaller than mtu_bytes")
+        return self
+
+    @property
+    def one_way_ms(self) -> float:
+        return (self.rtt_ms + self.backhaul_rtt_ms) / 2.0
+
+
+# --------------------------------------------------------------------------------------------
+# policies (decision rules; implementations live in ciarsim.policies)
+
+
+class PolicyBase(Frozen):
+    label: str | None = None
+    greedy: bool = False
+    temperature: PositiveFloat = 1.0
+    top_k: Annotated[int, Field(ge=0)] = 0
+    cfg_scale: Annotated[float, Field(ge=1)] = 1.0
+
+    @property
+    def display(self) -> str:
+        return self.label or self.default_label()
+
+    def default_label(self) -> str:
+        return self.name  # type: ignore[attr-defined]
+
+
+class BasePolicy(PolicyBase):
+    name: Literal["base"]
+
+
+class DeviceOnlyPolicy(PolicyBase):
+    name: Literal["device_only"]
+
+
+class SDPolicy(PolicyBase):
+    name: Literal["sd"]
+    gamma: Annotated[int, Field(ge=1, le=64)] = 4
+    upload_full_q: bool = False
+
+
+class LanternPolicy(PolicyBase):
+    name: Literal["lantern"]
+    gamma: Annotated[int, Field(ge=1, le=64)] = 4
+    k: Annotated[int, Field(ge=1)] = 1000
+    delta: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+
+class CodeSplitPolicy(PolicyBase):
+    name: Literal["code_split"]
+    cloud_fraction: Annotated[float, Field(ge=0, le=1)] = 0.3
+
+
+Signal = Literal["random", "entropy", "max_prob", "topk_set", "uhlm", "interval"]
+
+
+class GatedPolicy(PolicyBase):
+    name: Literal["gated"]
+    signal: Signal = "interval"
+    tau: NonNegFloat = 0.3
+    rho: Annotated[float, Field(ge=0, le=1)] = 0.06
+    inject_features: bool = False
+    acceptance: Literal["speculative", "cloud_argmax", "always_resample"] = "speculative"
+    k: Annotated[int, Field(ge=1)] = 100
+    samples: Annotated[int, Field(ge=1)] = 20
+
+    def default_label(self) -> str:
+        return f"gated-{self.signal}"
+
+
+class CiarPolicy(PolicyBase):
+    name: Literal["ciar"]
+    tau: NonNegFloat = 0.3
+    rho: Annotated[float, Field(ge=0, le=1)] = 0.06
+    acceptance: Literal["speculative", "cloud_argmax", "always_resample"] = "speculative"
+
+
+class OraclePolicy(PolicyBase):
+    name: Literal["oracle"]
+    rho: Annotated[float, Field(ge=0, le=1)] = 0.06
+
+
+PolicyConfig = Annotated[
+    Union[
+        BasePolicy, DeviceOnlyPolicy, SDPolicy, LanternPolicy, CodeSplitPolicy,
+        GatedPolicy, CiarPolicy, OraclePolicy,
+    ],
+    Field(discriminator="name"),
+]  # fmt: skip
+
+POLICY_NAMES = ("base", "device_only", "sd", "lantern", "code_split", "gated", "ciar", "oracle")
+
+
+# --------------------------------------------------------------------------------------------
+# the scenario
+
+
+class Scenario(Frozen):
+    """One experiment: workload x models x network x policies, swept over ``sweep``."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    replications: Annotated[int, Field(ge=1, le=1000)] = 1
+    output_dir: str | None = None
+    workload: WorkloadConfig = WorkloadConfig()
+    models: ModelsConfig = ModelsConfig()
+    network: NetworkConfig = NetworkConfig(capacity="ideal")
+    policies: Annotated[list[PolicyConfig], Field(min_length=1)] = [
+        BasePolicy(name="base")
+    ]
+    sweep: dict[str, list[Union[int, float, str, bool, None]]] = {}
+
+    @model_validator(mode="after")
+    def _unique_policy_labels(self) -> "Scenario":
+        labels = [p.display for p in self.policies]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(
+                f"policy labels must be unique, {dupes} appear twice; set 'label' to tell them apart"
+            )
+        return self
