@@ -1,0 +1,144 @@
+"""The ``ciarsim`` command line. Thin: parse, call one plain function, print.
+
+Every ``CiarsimError`` becomes one message on stderr and its exit code, never a traceback.
+typer and rich are imported here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ciarsim.errors import CiarsimError
+
+app = typer.Typer(
+    name="ciarsim",
+    help="Simulate cloud-edge collaborative autoregressive image generation (CIAR and baselines).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+scenarios_app = typer.Typer(help="Check and describe scenario files.", no_args_is_help=True)
+app.add_typer(scenarios_app, name="scenarios")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _friendly(fn: Callable) -> Callable:
+    """Turn CiarsimError into a one-screen message + exit code; Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CiarsimError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: finished results were kept; re-run to complete the rest")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _load(path: Path, overrides: list[str]):
+    from ciarsim.scenario.loader import load_scenario  # noqa: PLC0415
+    from ciarsim.sim.costs import validate_names  # noqa: PLC0415
+
+    scenario = load_scenario(path, overrides)
+    validate_names(scenario.models)
+    return scenario
+
+
+@app.command()
+@_friendly
+def run(
+    scenario: Path = typer.Argument(..., help="Scenario YAML file."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the scenario's output_dir, else reports/<name>)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value (repeatable)."),
+    cache_dir: Path = typer.Option(Path(".cache/ciarsim/traces"), help="Decode-trace cache folder."),
+    force: bool = typer.Option(False, "--force", help="Recompute results that already exist."),
+) -> None:
+    """Run every policy x sweep point of SCENARIO and write results + summary."""
+    from ciarsim.runner.run import run_scenario  # noqa: PLC0415
+
+    sc = _load(scenario, set_)
+    target = out_dir or Path(sc.output_dir or f"reports/{sc.name}")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("decoding + simulating", total=None)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        result = run_scenario(sc, target, cache_dir=cache_dir, progress=progress, force=force)
+    _print_summary(result.summary)
+    out.print(
+        f"wrote {target}/results.parquet ({len(result.images)} image rows), summary.csv, "
+        f"summary.md, messages.parquet; {result.parts_computed} parts computed, "
+        f"{result.parts_reused} reused"
+    )
+
+
+def _print_summary(summary) -> None:
+    table = Table(title="summary (latency in ms)")
+    cols = ["point", "policy", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms",
+            "speedup_vs_base", "cloud_calls_mean", "cloud_calls_reduction_vs_sd"]  # fmt: skip
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right" if c not in ("point", "policy") else "left")
+    for row in summary[cols].itertuples(index=False):
+        table.add_row(*[_cell(v) for v in row])
+    out.print(table)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return "-" if v != v else f"{v:.3g}"
+    return str(v)
+
+
+@scenarios_app.command("validate")
+@_friendly
+def scenarios_validate(
+    files: List[Path] = typer.Argument(..., help="Scenario YAML files."),
+    set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value."),
+) -> None:
+    """Check scenario files; print one line per file, exit 2 on the first invalid one."""
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+
+    for f in files:
+        sc = _load(f, set_)
+        points = expand(sc)
+        out.print(
+            f"{f}: ok ({len(sc.policies)} policies x {len(points)} points x "
+            f"{sc.replications} replications)",
+            highlight=False,
+        )
+
+
+@scenarios_app.command("schema")
+@_friendly
+def scenarios_schema() -> None:
+    """Print the JSON Schema of scenario files (for editor completion and validation)."""
+    from ciarsim.scenario.loader import scenario_json_schema  # noqa: PLC0415
+
+    sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

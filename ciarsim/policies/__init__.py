@@ -1,0 +1,27 @@
+"""Decoding policies: they run the real models and emit decode traces (``ciarsim.trace``).
+
+Each policy is one module with one entry point, registered here by its scenario name. A policy
+that is not registered is not built yet: asking for it raises ``MissingComponentError`` naming
+what is missing, never a made-up trace.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ciarsim.errors import MissingComponentError
+
+# name -> decode function(policy_config, prompts, models, seed) -> TraceSet.
+REGISTRY: dict[str, Callable] = {}
+
+
+def get_decoder(name: str) -> Callable:
+    """The decode function of policy ``name``, or a clear error if it is not implemented yet."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        built = ", ".join(sorted(REGISTRY)) or "none yet"
+        raise MissingComponentError(
+            f"policy '{name}' is not implemented yet (implemented: {built}); the decoding "
+            "policies are tracked in the issue 'Decoding policies: CIAR and every baseline'"
+        ) from None

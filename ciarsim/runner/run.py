@@ -1,0 +1,205 @@
+"""Run a scenario: every sweep point x policy x replication, decoded once, replayed, stored.
+
+Order of work (deterministic): points in sweep order, policies in file order, replications
+ascending. For each (point, policy) the decode trace comes from the trace cache (decoded on a miss);
+each replication replays it in a fresh SimPy world seeded by ``replication_seed(seed, r)``.
+
+Results of each (point, policy, replication) are written as one part file as soon as they exist,
+so an interrupted run keeps its finished work and a re-run computes only the missing parts. At the
+end the parts are gathered into ``results.parquet`` / ``results.csv`` (one row per image),
+``messages.parquet`` (one row per operation segment), ``summary.csv`` / ``summary.md`` and the
+resolved ``scenario.yaml``. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Protocol
+
+import pandas as pd
+
+from ciarsim import __version__
+from ciarsim.errors import MissingComponentError
+from ciarsim.runner import store
+from ciarsim.runner.summary import summarize, to_markdown
+from ciarsim.runner.trace_cache import TraceCache, trace_key
+from ciarsim.scenario.schema import ModelsConfig, Scenario, WorkloadConfig
+from ciarsim.trace import TraceSet
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+Decoder = Callable[[object, WorkloadConfig, ModelsConfig, int], TraceSet]
+
+
+class Progress(Protocol):
+    def __call__(self, done: int, total: int, what: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    out_dir: Path
+    images: pd.DataFrame
+    messages: pd.DataFrame
+    summary: pd.DataFrame
+    points: pd.DataFrame
+    parts_computed: int
+    parts_reused: int
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """``<version>+<sha256 prefix>`` over the package sources: a results part's code identity."""
+    h = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        h.update(path.relative_to(_PACKAGE).as_posix().encode())
+        h.update(path.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+def checkpoint_digests(models: ModelsConfig) -> dict[str, str]:
+    """SHA-256 of each decision checkpoint, read from the JSON cards next to the weights."""
+    root = Path(models.checkpoints)
+    digests = {}
+    for card in sorted(root.glob("*.json")):
+        data = json.loads(card.read_text())
+        if isinstance(data, dict) and "sha256" in data:
+            digests[card.stem] = data["sha256"]
+    return digests
+
+
+def preflight(scenario: Scenario) -> None:
+    """Raise one MissingComponentError listing every part the run needs that is not built."""
+    from ciarsim.policies import REGISTRY  # noqa: PLC0415  (decision layer loads torch lazily)
+
+    problems = []
+    root = Path(scenario.models.checkpoints)
+    if not (root / "card.json").exists():
+        problems.append(
+            f"decision models: no trained checkpoints at '{root}' (models.checkpoints); "
+            f"build them with `ciarsim train all --out {root}`"
+        )
+    missing = sorted({p.name for p in scenario.policies} - set(REGISTRY))
+    if missing:
+        problems.append(
+            f"policies not implemented yet: {', '.join(missing)} (tracked in the issue "
+            "'Decoding policies: CIAR and every baseline'); built: "
+            f"{', '.join(sorted(REGISTRY)) or 'none'}"
+        )
+    if problems:
+        raise MissingComponentError(
+            "cannot run this scenario yet:\n  - " + "\n  - ".join(problems)
+        )
+
+
+def _default_decoder(policy, workload, models, seed) -> TraceSet:  # pragma: no cover - wiring
+    from ciarsim.policies import get_decoder  # noqa: PLC0415
+
+    return get_decoder(policy.name)(policy, workload, models, seed)
+
+
+def run_scenario(
+    scenario: Scenario,
+    out_dir: str | Path,
+    *,
+    cache_dir: str | Path = ".cache/ciarsim/traces",
+    decoder: Decoder | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> RunOutputs:
+    """Run every point of ``scenario`` and write the results to ``out_dir``.
+
+    ``decoder`` replaces the policy registry (tests pass hand-built traces through it). Parts that
+    already exist in ``out_dir/parts`` are reused unless ``force``.
+    """
+    from ciarsim.scenario.sweep import expand, replication_seed  # noqa: PLC0415
+    from ciarsim.sim.world import simulate  # noqa: PLC0415
+
+    if decoder is None:
+        preflight(scenario)
+        decoder = _default_decoder
+    out_dir = Path(out_dir)
+    parts_dir = out_dir / "parts"
+    cache = TraceCache(cache_dir)
+    checkpoints = checkpoint_digests(scenario.models)
+    points = expand(scenario)
+    jobs = [(pt, pol) for pt in points for pol in pt.scenario.policies]
+    total = len(jobs) * scenario.replications
+    done = computed = reused = 0
+    image_parts, message_parts = [], []
+    for pt, policy in jobs:
+        sc = pt.scenario
+        label = policy.display
+        prompts = {"start": sc.workload.prompt_start, "images": sc.workload.images,
+                   "token_grid": sc.workload.token_grid}  # fmt: skip
+        key = trace_key(policy.model_dump(mode="json"), prompts, checkpoints, sc.seed)
+        traces = None
+        for rep in range(sc.replications):
+            part = parts_dir / f"{pt.key}-{_slug(label)}-r{rep}-{_part_id(pt.key, label, rep)}"
+            if force or not (part.with_suffix(".images.parquet")).exists():
+                if traces is None:
+                    traces = cache.get_or_decode(
+                        key, lambda: decoder(policy, sc.workload, sc.models, sc.seed)
+                    )
+                rec = simulate(
+                    traces, workload=sc.workload, models=sc.models, network=sc.network,
+                    seed=replication_seed(sc.seed, rep), replication=rep, policy=label,
+                )  # fmt: skip
+                imgs = _tag(rec.images, pt, label, rep)
+                msgs = _tag(rec.messages, pt, label, rep)
+                store.write_table(msgs, part.with_suffix(".messages.parquet"))
+                store.write_table(imgs, part.with_suffix(".images.parquet"))
+                computed += 1
+            else:
+                imgs = pd.read_parquet(part.with_suffix(".images.parquet"))
+                msgs = pd.read_parquet(part.with_suffix(".messages.parquet"))
+                reused += 1
+            image_parts.append(imgs)
+            message_parts.append(msgs)
+            done += 1
+            if progress is not None:
+                progress(done, total, f"{label} @ point {pt.index + 1}/{len(points)}")
+    return _gather(scenario, points, out_dir, image_parts, message_parts, computed, reused)
+
+
+def _part_id(point_key: str, label: str, rep: int) -> str:
+    blob = f"{point_key}|{label}|{rep}|{code_version()}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
+
+
+def _tag(df: pd.DataFrame, pt, label: str, rep: int) -> pd.DataFrame:
+    df = df.copy()
+    df.insert(0, "point", pt.key)
+    df.insert(1, "point_index", pt.index)
+    if "policy" not in df.columns:
+        df.insert(2, "policy", label)
+    if "replication" not in df.columns:
+        df.insert(3, "replication", rep)
+    return df
+
+
+def _gather(scenario, points, out_dir, image_parts, message_parts, computed, reused) -> RunOutputs:
+    from ciarsim.scenario.loader import dump_scenario  # noqa: PLC0415
+
+    images = pd.concat(image_parts, ignore_index=True)
+    messages = pd.concat(message_parts, ignore_index=True)
+    params = pd.DataFrame(
+        [{"point": p.key, "point_index": p.index, **p.params} for p in points]
+    )
+    summary = summarize(images)
+    store.write_table(images, out_dir / "results.parquet")
+    store.write_table(images, out_dir / "results.csv")
+    store.write_table(messages, out_dir / "messages.parquet")
+    store.write_table(params, out_dir / "points.csv")
+    store.write_table(summary, out_dir / "summary.csv")
+    swept = params.drop(columns=["point_index"]) if len(params.columns) > 2 else None
+    store.write_text(out_dir / "summary.md", to_markdown(summary, swept))
+    store.write_text(out_dir / "scenario.yaml", dump_scenario(scenario))
+    return RunOutputs(out_dir, images, messages, summary, params, computed, reused)

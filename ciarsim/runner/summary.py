@@ -1,0 +1,69 @@
+"""The summary table of a run: latency statistics, speed-up vs Base, cloud calls vs SD.
+
+Reads the per-image results table (one row per image per point per replication) and reduces it
+per (point, policy). Speed-up and call reduction compare policies at the same sweep point:
+``speedup_vs_base = mean latency of base / mean latency of the policy``;
+``cloud_calls_reduction_vs_sd = 1 - mean calls of the policy / mean calls of sd``. Where the
+reference policy is not in the scenario the column is empty (NaN), never guessed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_COLUMNS = [
+    "point",
+    "policy",
+    "images",
+    "latency_mean_ms",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "speedup_vs_base",
+    "cloud_calls_mean",
+    "cloud_calls_reduction_vs_sd",
+    "bytes_up_mean",
+    "bytes_down_mean",
+]
+
+
+def summarize(images: pd.DataFrame) -> pd.DataFrame:
+    """One row per (point, policy), in the order they appear in ``images``."""
+    keys = ["point", "policy"]
+    grouped = images.groupby(keys, sort=False)
+    out = grouped.agg(
+        images=("latency_ms", "size"),
+        latency_mean_ms=("latency_ms", "mean"),
+        latency_p50_ms=("latency_ms", lambda s: float(np.percentile(s, 50))),
+        latency_p95_ms=("latency_ms", lambda s: float(np.percentile(s, 95))),
+        cloud_calls_mean=("cloud_calls", "mean"),
+        bytes_up_mean=("bytes_up", "mean"),
+        bytes_down_mean=("bytes_down", "mean"),
+    ).reset_index()
+    out["speedup_vs_base"] = _ratio_to(out, "base", "latency_mean_ms", invert=True)
+    out["cloud_calls_reduction_vs_sd"] = 1.0 - _ratio_to(out, "sd", "cloud_calls_mean")
+    return out[SUMMARY_COLUMNS]
+
+
+def _ratio_to(df: pd.DataFrame, ref: str, column: str, invert: bool = False) -> pd.Series:
+    """``df[column] / ref's value at the same point`` (or its inverse); NaN where ref is absent."""
+    ref_values = df[df["policy"] == ref].set_index("point")[column]
+    ref_at_row = df["point"].map(ref_values).astype(float)
+    if invert:
+        return ref_at_row / df[column]
+    return df[column] / ref_at_row
+
+
+def to_markdown(summary: pd.DataFrame, params: pd.DataFrame | None = None) -> str:
+    """A GitHub-flavoured Markdown table of the summary, with the swept parameters if any."""
+    table = summary if params is None else params.merge(summary, on="point", how="right")
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.4g}"
+    return str(value)

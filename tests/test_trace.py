@@ -1,0 +1,61 @@
+"""The DecodeTrace contract: packing, slicing, identity and safe atomic storage."""
+
+import numpy as np
+import pytest
+
+from ciarsim.errors import TraceFormatError
+from ciarsim.trace import (
+    OP_CLOUD,
+    OP_DEVICE,
+    OP_DTYPE,
+    SOURCE_CLOUD,
+    SOURCE_DEVICE_KEPT,
+    ImageTrace,
+    TraceSet,
+    cloud_op,
+    device_op,
+)
+
+
+def _image(i: int, n_device: int) -> ImageTrace:
+    ops = np.array(
+        [cloud_op(steps=2, new_tokens=1, context=0, tokens_down=2, prompt_up=True),
+         device_op(n_device, context=2)],
+        dtype=OP_DTYPE,
+    )
+    source = np.array([SOURCE_CLOUD] * 2 + [SOURCE_DEVICE_KEPT] * 2, dtype=np.uint8)
+    return ImageTrace(i, ops, np.arange(4, dtype=np.int32) + i, np.full(4, np.nan, np.float32), source)
+
+
+def test_pack_and_slice_round_trip():
+    ts = TraceSet.from_images([_image(7, 2), _image(9, 2)], meta={"policy": "x"})
+    assert len(ts) == 2 and ts.tokens_per_image == 4
+    second = ts.image(1)
+    assert second.image == 9
+    assert list(second.ops["kind"]) == [OP_CLOUD, OP_DEVICE]
+    assert second.cloud_calls == 1
+    assert second.tokens.tolist() == [9, 10, 11, 12]
+
+
+def test_save_load_is_identical_and_atomic(tmp_path):
+    ts = TraceSet.from_images([_image(0, 2)], meta={"policy": "ciar", "tau": 0.3})
+    path = tmp_path / "t.npz"
+    ts.save(path)
+    assert not list(tmp_path.glob("*.tmp"))
+    back = TraceSet.load(path)
+    assert back.digest() == ts.digest()
+    assert back.meta == {"policy": "ciar", "tau": 0.3}
+
+
+def test_digest_changes_with_content():
+    a = TraceSet.from_images([_image(0, 2)], meta={})
+    b = TraceSet.from_images([_image(0, 3)], meta={})
+    c = TraceSet.from_images([_image(0, 2)], meta={"k": 1})
+    assert len({a.digest(), b.digest(), c.digest()}) == 3
+
+
+def test_garbage_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(TraceFormatError, match="not a readable ciarsim trace set"):
+        TraceSet.load(bad)
