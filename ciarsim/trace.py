@@ -11,12 +11,14 @@ with the small decision models is valid for any nominal model with the same toke
 Operations (one row of ``OP_DTYPE`` each):
 
 ``OP_DEVICE``  the device runs ``steps`` sequential forward passes of ``new_tokens`` tokens each,
-               starting with ``context`` image tokens in its KV cache.
+               starting with ``context`` image tokens in its KV cache. If ``prompt_up`` is 1 the
+               device first prefills the text prefix (one pass of the nominal text length).
 ``OP_CLOUD``   one request/response exchange: the device uploads a message (the prompt text if
                ``prompt_up``, ``tokens_up`` token ids, ``features_up`` interval-feature vectors,
                ``dists_up`` full probability vectors); the cloud runs ``steps`` sequential passes of
                ``new_tokens`` tokens each from ``context``; the device downloads ``tokens_down``
-               token ids. ``changed`` is 1 if the cloud replaced the device's token, 0 if it kept
+               token ids. With ``prompt_up`` the cloud also prefills the text prefix (one pass of the nominal
+               text length) before its steps. ``changed`` is 1 if the cloud replaced the device's token, 0 if it kept
                it, -1 where that question does not apply (prefix generation, cloud-only decoding).
 
 Payload BYTES are not in the trace: the world computes them from the nominal models (vocabulary
@@ -71,9 +73,10 @@ OP_DTYPE = np.dtype(
 )
 
 
-def device_op(steps: int, context: int, new_tokens: int = 1) -> tuple:
-    """One OP_DEVICE row: ``steps`` passes of ``new_tokens`` tokens from ``context`` tokens."""
-    return (OP_DEVICE, steps, new_tokens, context, 0, 0, 0, 0, 0, CHANGED_NA)
+def device_op(steps: int, context: int, new_tokens: int = 1, prefill_text: bool = False) -> tuple:
+    """One OP_DEVICE row: ``steps`` passes of ``new_tokens`` tokens from ``context`` tokens,
+    preceded by the text-prefix prefill if ``prefill_text``."""
+    return (OP_DEVICE, steps, new_tokens, context, int(prefill_text), 0, 0, 0, 0, CHANGED_NA)
 
 
 def cloud_op(
