@@ -1,0 +1,449 @@
+"""Training of the decision models: VQ tokenizer, cloud GPT, device model (Inter-DRO).
+
+Each ``train_*`` function trains one model on ``make_dataset(n, TRAIN_SEED)``, saves it with its
+card (``checkpoints.save_checkpoint``), reloads it (fp16-rounded weights) and measures its card
+metrics on held-out ``EVAL_SEED`` data. ``train_all`` runs the three in order and writes the
+aggregate ``card.json`` and ``CARD.md``. All randomness comes from explicit generators.
+
+    python -m ciarsim.nn.train all --out models/shapes-256 [--preset shapes-256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ciarsim.errors import CiarsimError
+from ciarsim.nn import checkpoints as ck
+from ciarsim.nn.data import EVAL_SEED, TRAIN_SEED, CaptionTokenizer, make_dataset
+from ciarsim.nn.device import DeviceConfig, DeviceModel, InterDROWeights, inter_dro_loss
+from ciarsim.nn.gpt import GPT, GPT_PRESETS, drop_condition, generate, lm_loss, sequence
+from ciarsim.nn.vq import VQ_PRESETS, VQModel, codebook_usage, psnr_db, to_float
+
+Progress = Callable[[str, int, int, dict], None]  # (stage, step, total, metrics)
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    vq: str = "shapes-256"
+    gpt: str = "shapes-256"
+    n_train: int = 20000  # training scenes (TRAIN_SEED)
+    vq_steps: int = 1500
+    vq_batch: int = 64
+    vq_lr: float = 2e-3
+    gpt_steps: int = 2200
+    gpt_batch: int = 8
+    gpt_lr: float = 1e-3
+    dev_steps: int = 700
+    dev_batch: int = 8
+    dev_lr: float = 1e-3
+    dro: InterDROWeights = field(default_factory=InterDROWeights)
+    n_eval_images: int = 512  # held-out images for PSNR / usage
+    n_eval_prompts: int = 200  # held-out captions for generation metrics
+    cfg_scale: float = 3.0
+    top_k: int = 0
+    temperature: float = 1.0
+    seed: int = 0
+
+
+TRAIN_PRESETS = {
+    "tiny": TrainPreset(vq="tiny", gpt="tiny", n_train=64, vq_steps=6, vq_batch=8, gpt_steps=4,
+                        gpt_batch=4, dev_steps=4, dev_batch=4, n_eval_images=16, n_eval_prompts=8),
+    "shapes-256": TrainPreset(),
+}
+
+
+def get_preset(name: str) -> TrainPreset:
+    if name not in TRAIN_PRESETS:
+        raise CiarsimError(f"unknown training preset {name!r}; expected one of {sorted(TRAIN_PRESETS)}")
+    return TRAIN_PRESETS[name]
+
+
+def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
+    """Linear warm-up then cosine decay to 10% of ``peak``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _set_lr(opt, lr):
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def _report(progress: Progress | None, stage: str, step: int, total: int, metrics: dict):
+    if progress is not None:
+        progress(stage, step, total, metrics)
+
+
+def _batch_idx(gen: torch.Generator, n: int, b: int) -> torch.Tensor:
+    return torch.randint(0, n, (b,), generator=gen)
+
+
+# ---------------------------------------------------------------- tokenizer
+
+def train_tokenizer(out_dir, preset: str = "shapes-256", device: str = "cpu",
+                    progress: Progress | None = None) -> dict:
+    """Train the VQ tokenizer; save ``tokenizer.*`` in out_dir; return its card."""
+    p, t0 = get_preset(preset), time.time()
+    gen = torch.Generator().manual_seed(p.seed)
+    images = torch.from_numpy(make_dataset(p.n_train, TRAIN_SEED).images)
+    model = VQModel(VQ_PRESETS[p.vq]()).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=p.vq_lr, weight_decay=0.0, betas=(0.9, 0.99))
+    K = model.cfg.codebook_size
+    usage = torch.full((K,), 1.0 / K)
+    for step in range(p.vq_steps):
+        x = images[_batch_idx(gen, p.n_train, p.vq_batch)].to(device)
+        if step == 0:
+            with torch.no_grad():
+                model.init_codebook(model(x)[3].cpu(), gen)
+        _set_lr(opt, _lr(step, p.vq_steps, p.vq_lr))
+        recon, vq_loss, ids, zf = model(x)
+        rec = F.mse_loss(recon, to_float(x))
+        loss = rec + vq_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        counts = torch.bincount(ids.flatten().cpu(), minlength=K).float()
+        usage.mul_(0.99).add_(0.01 * counts / counts.sum())
+        restarted = 0
+        if step % 25 == 0 and step < 0.8 * p.vq_steps:
+            restarted = model.restart_dead(usage, zf.detach().cpu(), gen, threshold=0.05 / K)
+        if step % 50 == 0 or step == p.vq_steps - 1:
+            _report(progress, "tokenizer", step, p.vq_steps,
+                    {"mse": rec.item(), "vq": vq_loss.item(), "restarted": restarted})
+    train_s = time.time() - t0
+    ck.save_checkpoint(model, out_dir, "tokenizer", {
+        "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "eval_seed": EVAL_SEED},
+        "training": {"steps": p.vq_steps, "batch": p.vq_batch, "lr": p.vq_lr, "seconds": round(train_s, 1),
+                     "device": device}})
+    model, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
+    metrics = eval_tokenizer(model, p.n_eval_images, device)
+    _report(progress, "tokenizer", p.vq_steps, p.vq_steps, metrics)
+    return ck.update_card(out_dir, "tokenizer", metrics=metrics)
+
+
+@torch.no_grad()
+def eval_tokenizer(model: VQModel, n: int, device: str = "cpu") -> dict:
+    """PSNR (dB) and codebook usage on ``n`` held-out EVAL_SEED images."""
+    images = torch.from_numpy(make_dataset(n, EVAL_SEED).images)
+    codes, recon = [], []
+    for i in range(0, n, 128):
+        c = model.encode(images[i:i + 128].to(device))
+        codes.append(c.cpu())
+        recon.append(model.decode_code(c).cpu())
+    codes = torch.cat(codes)
+    return {"psnr_db": round(psnr_db(torch.cat(recon), images), 3),
+            "codebook_usage": round(codebook_usage(codes, model.cfg.codebook_size), 4),
+            "n_eval_images": n, "eval_seed": EVAL_SEED}
+
+
+# ---------------------------------------------------------------- cloud GPT
+
+def encode_dataset(vq: VQModel, n: int, seed: int, device: str = "cpu", batch: int = 256):
+    """Scenes -> (caption ids int64 (n, cap_len), image codes int64 (n, 256))."""
+    data = make_dataset(n, seed)
+    caps = torch.from_numpy(CaptionTokenizer().encode_batch(data.captions))
+    images = torch.from_numpy(data.images)
+    codes = torch.cat([vq.encode(images[i:i + batch].to(device)).cpu() for i in range(0, n, batch)])
+    return caps, codes, data
+
+
+def cloud_config(p: TrainPreset, vq: VQModel):
+    tok = CaptionTokenizer()
+    return GPT_PRESETS[p.gpt](vocab_size=vq.cfg.codebook_size, text_vocab_size=tok.vocab_size,
+                              cap_len=tok.max_len, grid=vq.cfg.grid)
+
+
+def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
+                progress: Progress | None = None) -> dict:
+    """Train the cloud GPT on tokenizer codes of the training scenes; save ``cloud.*``."""
+    p, t0 = get_preset(preset), time.time()
+    vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
+    caps, codes, _ = encode_dataset(vq, p.n_train, TRAIN_SEED, device)
+    gen = torch.Generator().manual_seed(p.seed + 1)
+    model = GPT(cloud_config(p, vq)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=p.gpt_lr, weight_decay=0.05, betas=(0.9, 0.95))
+    for step in range(p.gpt_steps):
+        idx = _batch_idx(gen, p.n_train, p.gpt_batch)
+        cap = drop_condition(caps[idx], model.cfg.cond_drop, model.cfg.null_id, gen).to(device)
+        _set_lr(opt, _lr(step, p.gpt_steps, p.gpt_lr))
+        loss = lm_loss(model, cap, codes[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == p.gpt_steps - 1:
+            _report(progress, "cloud", step, p.gpt_steps, {"loss": loss.item(), "elapsed_s": time.time() - t0})
+    return ck.save_checkpoint(model, out_dir, "cloud", {
+        "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "tokenizer_sha256": _sha(out_dir, "tokenizer")},
+        "training": {"steps": p.gpt_steps, "batch": p.gpt_batch, "lr": p.gpt_lr, "device": device,
+                     "seconds": round(time.time() - t0, 1), "cond_drop": model.cfg.cond_drop}})
+
+
+def _sha(out_dir, kind: str) -> str:
+    return ck.read_json(Path(out_dir) / f"{kind}.json", kind)["sha256"]
+
+
+# ---------------------------------------------------------------- device (Inter-DRO)
+
+def device_step_loss(dev: DeviceModel, cloud: GPT, cap, img, w: InterDROWeights, with_phi: bool) -> dict:
+    """Inter-DRO terms for one teacher-forced batch (+ phi's cloud loss on the injected run)."""
+    Lc = cloud.cfg.cap_len
+    seq = sequence(cap, img)  # (B, Lc + N - 1)
+    with torch.no_grad():
+        log_p_cloud = F.log_softmax(cloud(seq)[:, Lc - 1:], -1)  # (B, N, V)
+    out = dev(seq)
+    img_out = type(out)(*(t[:, Lc - 1:] for t in (out.h, out.c, out.r, out.log_p_lo, out.log_p_mid,
+                                                   out.log_p_hi, out.U)))
+    terms = inter_dro_loss(img_out, log_p_cloud, w)
+    if with_phi:  # phi learns only from the cloud's loss: its inputs are detached
+        f = dev.phi(out.h.detach(), out.p_lo.detach(), out.p_hi.detach())  # (B, T, D)
+        f = f * (torch.arange(seq.shape[1], device=seq.device) >= Lc)[None, :, None]  # image inputs only
+        terms["phi_cloud_ce"] = w.lambda_phi * lm_loss(cloud, cap, img, feats=f)
+        terms["total"] = terms["total"] + terms["phi_cloud_ce"]
+    return terms
+
+
+def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
+                 progress: Progress | None = None) -> dict:
+    """Train the device layer, Inter-Head and phi against the frozen cloud; save ``device.*``."""
+    p, t0 = get_preset(preset), time.time()
+    vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
+    cloud, _ = ck.load_checkpoint(out_dir, "cloud", device)
+    cloud.requires_grad_(False)
+    caps, codes, _ = encode_dataset(vq, p.n_train, TRAIN_SEED, device)
+    gen = torch.Generator().manual_seed(p.seed + 2)
+    dev = DeviceModel(DeviceConfig(cloud=cloud.cfg)).to(device)
+    dev.init_from_cloud(cloud)
+    opt = torch.optim.AdamW(dev.parameters(), lr=p.dev_lr, weight_decay=0.0, betas=(0.9, 0.95))
+    for step in range(p.dev_steps):
+        idx = _batch_idx(gen, p.n_train, p.dev_batch)
+        cap = drop_condition(caps[idx], cloud.cfg.cond_drop, cloud.cfg.null_id, gen).to(device)
+        _set_lr(opt, _lr(step, p.dev_steps, p.dev_lr))
+        terms = device_step_loss(dev, cloud, cap, codes[idx].to(device), p.dro, with_phi=step % 2 == 0)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(dev.parameters(), 1.0)
+        opt.step()
+        if step % 25 == 0 or step == p.dev_steps - 1:
+            _report(progress, "device", step, p.dev_steps,
+                    {k: v.item() for k, v in terms.items()} | {"elapsed_s": time.time() - t0})
+    return ck.save_checkpoint(dev, out_dir, "device", {
+        "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "cloud_sha256": _sha(out_dir, "cloud")},
+        "training": {"steps": p.dev_steps, "batch": p.dev_batch, "lr": p.dev_lr, "device": device,
+                     "seconds": round(time.time() - t0, 1), "loss_weights": p.dro.to_dict(),
+                     "phi_every": 2, "cond_drop": cloud.cfg.cond_drop,
+                     "teacher": "frozen cloud, teacher-forced on training-scene codes"}})
+
+
+# ---------------------------------------------------------------- evaluation (card metrics)
+
+def auroc(scores, labels) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties); nan if one class."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)  # average rank of a tie group = (first + last) / 2, 1-based
+    ranks = (upper - (counts - 1) / 2.0)[inv]
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@torch.no_grad()
+def device_generate(dev: DeviceModel, cap: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+    """Device-only greedy decoding with CFG on the centre logits, (B, n_image)."""
+    from ciarsim.nn.device import device_prefill, device_step, guide, new_device_cache
+    from ciarsim.nn.gpt import with_null
+
+    ids = with_null(cap, dev.cfg.cloud.null_id)
+    cache = new_device_cache(dev, ids.shape[0])
+    out = device_prefill(dev, ids, cache)
+    toks = []
+    for t in range(dev.cfg.cloud.n_image):
+        tok = guide(out, cfg_scale).c[:, -1].argmax(-1)  # (B,)
+        toks.append(tok)
+        if t + 1 < dev.cfg.cloud.n_image:
+            out = device_step(dev, torch.cat([tok, tok])[:, None], cache)
+    return torch.stack(toks, 1)
+
+
+@torch.no_grad()
+def teacher_forced_signals(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: float, batch: int = 16) -> dict:
+    """Per image position on given sequences: cloud p and device q (both CFG-guided) ->
+    greedy agreement, rejection labels and the three uncertainty signals (flat numpy arrays)."""
+    from ciarsim.nn.device import guide
+    from ciarsim.nn.gpt import cfg_mix, with_null
+
+    Lc, null = cloud.cfg.cap_len, cloud.cfg.null_id
+    cols = {k: [] for k in ("agree", "reject", "U", "entropy", "one_minus_max")}
+    for i in range(0, cap.shape[0], batch):
+        c2, x2 = with_null(cap[i:i + batch], null), codes[i:i + batch].repeat(2, 1)
+        seq = sequence(c2, x2)
+        p = F.softmax(cfg_mix(cloud(seq)[:, Lc - 1:], cfg_scale), -1)  # (b, N, V)
+        out = dev(seq)
+        g = guide(type(out)(*(t[:, Lc - 1:] for t in (out.h, out.c, out.r, out.log_p_lo, out.log_p_mid,
+                                                         out.log_p_hi, out.U))), cfg_scale)
+        q = g.p_mid
+        x = q.argmax(-1, keepdim=True)  # the device's (greedy) proposal
+        ratio = (p.gather(-1, x) / q.gather(-1, x)).squeeze(-1)
+        cols["agree"].append((x.squeeze(-1) == p.argmax(-1)).flatten())
+        cols["reject"].append((1 - ratio.clamp(max=1.0) > 0.5).flatten())
+        cols["U"].append(g.U.flatten())
+        cols["entropy"].append(-(q * g.log_p_mid).sum(-1).flatten())
+        cols["one_minus_max"].append((1 - q.max(-1).values).flatten())
+    return {k: torch.cat(v).numpy() for k, v in cols.items()}
+
+
+def _quality(images: np.ndarray, captions: list[str], ref: np.ndarray) -> dict:
+    from ciarsim.nn import quality
+
+    try:
+        clf = quality.load_classifier()
+    except CiarsimError as e:
+        return {"caption_consistency": None, "fd": None, "note": f"classifier unavailable: {e}"}
+    return {"caption_consistency": round(quality.caption_consistency(images, captions, clf), 4),
+            "fd": round(quality.frechet_distance(images, ref, clf).fd, 4)}
+
+
+@torch.no_grad()
+def evaluate_models(out_dir, preset: str = "shapes-256", device: str = "cpu",
+                    progress: Progress | None = None) -> dict:
+    """Measure every card metric on held-out EVAL_SEED prompts; write card.json and CARD.md."""
+    p, t0 = get_preset(preset), time.time()
+    models = ck.load_models(out_dir, device)
+    vq, cloud, dev = models.tokenizer, models.cloud, models.device
+    n = p.n_eval_prompts
+    data = make_dataset(n, EVAL_SEED)
+    cap = torch.from_numpy(CaptionTokenizer().encode_batch(data.captions)).to(device)
+    ref = make_dataset(max(n, 1000), EVAL_SEED, start=n).images  # reference images, disjoint prompts
+    gen = torch.Generator(device=device).manual_seed(p.seed + 3)
+    cloud_codes = torch.cat([generate(cloud, cap[i:i + 100], p.cfg_scale, p.temperature, p.top_k, gen)
+                             for i in range(0, n, 100)])
+    _report(progress, "evaluate", 1, 4, {"cloud_samples_s": time.time() - t0})
+    dev_codes = torch.cat([device_generate(dev, cap[i:i + 100], p.cfg_scale) for i in range(0, n, 100)])
+    _report(progress, "evaluate", 2, 4, {"device_samples_s": time.time() - t0})
+    cloud_q = _quality(vq.decode_code(cloud_codes).cpu().numpy(), data.captions, ref)
+    dev_q = _quality(vq.decode_code(dev_codes).cpu().numpy(), data.captions, ref)
+    sig = teacher_forced_signals(cloud, dev, cap, cloud_codes, p.cfg_scale)
+    _report(progress, "evaluate", 3, 4, {"signals_s": time.time() - t0})
+    tok = models.card.get("tokenizer") or ck.read_json(Path(out_dir) / "tokenizer.json", "tokenizer").get("metrics", {})
+    if "psnr_db" not in tok:
+        tok = eval_tokenizer(vq, p.n_eval_images, device)
+    disagree = ~sig["agree"]
+    card = {
+        "model_set": Path(out_dir).name, "preset": preset,
+        "eval": {"seed": EVAL_SEED, "n_prompts": n, "n_positions": int(sig["agree"].size),
+                 "n_reference_images": int(len(ref)), "cfg_scale": p.cfg_scale, "top_k": p.top_k,
+                 "temperature": p.temperature, "device_decoding": "greedy on CFG-guided p_mid",
+                 "signals_on": "teacher-forced on held-out cloud samples; proposal = device greedy token",
+                 "reject_label": "1 - min(1, p(x)/q(x)) > 0.5", "seconds": round(time.time() - t0, 1)},
+        "tokenizer": tok,
+        "cloud": cloud_q,
+        "device": {**dev_q, "greedy_agreement": round(float(sig["agree"].mean()), 4)},
+        "interhead": {"reject_rate": round(float(sig["reject"].mean()), 4)},
+        "targets": {},
+    }
+    for name, key in (("interval", "U"), ("entropy", "entropy"), ("max_prob", "one_minus_max")):
+        card["interhead"][f"auroc_{name}"] = _num(auroc(sig[key], sig["reject"]))
+        card["interhead"][f"auroc_{name}_vs_greedy_disagreement"] = _num(auroc(sig[key], disagree))
+    card["targets"] = _targets(card)
+    for kind in ck.KINDS:
+        c = ck.read_json(Path(out_dir) / f"{kind}.json", kind)
+        card.setdefault("checkpoints", {})[kind] = {
+            "sha256": c["sha256"], "n_params": c["n_params"], "training": c.get("training", {})}
+    ck.write_json(Path(out_dir) / "card.json", card)
+    (Path(out_dir) / "CARD.md").write_text(card_markdown(card))
+    _report(progress, "evaluate", 4, 4, {"seconds": time.time() - t0})
+    return card
+
+
+def _num(x: float) -> float | None:
+    """Rounded float, or None for nan (JSON has no nan)."""
+    return None if x != x else round(float(x), 4)
+
+
+def _targets(card: dict) -> dict:
+    """Each target with its measured value and whether it is met (None: not measured)."""
+    ih, cc, dv = card["interhead"], card["cloud"]["caption_consistency"], card["device"]["caption_consistency"]
+    aucs = [ih["auroc_interval"], ih["auroc_entropy"], ih["auroc_max_prob"]]
+    a_int = aucs[0]
+
+    def chk(ok):
+        return None if ok is None else bool(ok)
+    return {
+        "tokenizer.psnr_db >= 28": chk(card["tokenizer"]["psnr_db"] >= 28),
+        "tokenizer.codebook_usage >= 0.80": chk(card["tokenizer"]["codebook_usage"] >= 0.80),
+        "cloud.caption_consistency >= 0.85": chk(None if cc is None else cc >= 0.85),
+        "device alone worse than cloud (consistency)": chk(None if cc is None or dv is None else dv < cc),
+        "interhead.auroc_interval >= 0.80": chk(None if a_int is None else a_int >= 0.80),
+        "auroc_interval > auroc_entropy and > auroc_max_prob":
+            chk(None if None in aucs else a_int > max(aucs[1:])),
+    }
+
+
+def card_markdown(card: dict) -> str:
+    e = card["eval"]
+    lines = [f"# Decision models `{card['model_set']}`", "",
+             "Small LlamaGen-style models trained on CPU on procedural captioned scenes "
+             "(`ciarsim.nn.data`, TRAIN_SEED); every number below is measured on held-out EVAL_SEED "
+             f"data ({e['n_prompts']} prompts, {e['n_positions']} teacher-forced positions, "
+             f"CFG {e['cfg_scale']}, top-k {e['top_k'] or 'off'}, T {e['temperature']}).", "",
+             "| metric | value |", "|---|---|"]
+    for sec in ("tokenizer", "cloud", "device", "interhead"):
+        for k, v in card[sec].items():
+            if k not in ("n_eval_images", "eval_seed"):
+                lines.append(f"| {sec}.{k} | {v} |")
+    lines += ["", "## Targets", "", "| target | met |", "|---|---|"]
+    lines += [f"| {k} | {'yes' if v else ('not measured' if v is None else '**missed**')} |"
+              for k, v in card["targets"].items()]
+    lines += ["", "## Checkpoints", "", "| model | params | steps | train seconds | sha256 |", "|---|---|---|---|---|"]
+    for k, c in card["checkpoints"].items():
+        t = c["training"]
+        lines.append(f"| {k} | {c['n_params']:,} | {t.get('steps')} | {t.get('seconds')} | `{c['sha256'][:16]}…` |")
+    lines += ["", "Definitions: greedy agreement = share of positions where the device's greedy token equals "
+              "the cloud's greedy token (both CFG-guided), teacher-forced on the cloud's own held-out samples. "
+              f"Rejection label: {e['reject_label']} for the device's greedy token x (p cloud, q device p_mid). "
+              "AUROC scores: U (interval), entropy of q, 1 - max q. Rebuild: `ciarsim train all`.", ""]
+    return "\n".join(lines)
+
+
+def train_all(out_dir, preset: str = "shapes-256", device: str = "cpu", progress: Progress | None = None) -> dict:
+    """Tokenizer, cloud, device, then the card metrics; returns the aggregate card."""
+    train_tokenizer(out_dir, preset, device, progress)
+    train_cloud(out_dir, preset, device, progress)
+    train_device(out_dir, preset, device, progress)
+    return evaluate_models(out_dir, preset, device, progress)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ciarsim.nn.train")
+    ap.add_argument("what", choices=["tokenizer", "cloud", "device", "all", "evaluate"])
+    ap.add_argument("--out", default=str(ck.DEFAULT_DIR))
+    ap.add_argument("--preset", default="shapes-256")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids contention)")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    def progress(stage, step, total, m):
+        txt = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items())
+        print(f"[{time.strftime('%H:%M:%S')}] {stage} {step}/{total} {txt}", flush=True)
+
+    fn = {"tokenizer": train_tokenizer, "cloud": train_cloud, "device": train_device, "all": train_all,
+          "evaluate": evaluate_models}[a.what]
+    fn(a.out, preset=a.preset, device=a.device, progress=progress)
+
+
+if __name__ == "__main__":
+    main()
