@@ -67,12 +67,26 @@ def get_preset(name: str) -> TrainPreset:
     return TRAIN_PRESETS[name]
 
 
-def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
-    """Linear warm-up then cosine decay to 10% of ``peak``."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+class Schedule:
+    """Linear warm-up, then cosine decay to 10% of ``peak`` over ``steps`` steps or, when
+    ``budget_s`` is given, over whichever of the step count and the wall-clock budget ends first
+    (the card records the steps actually run)."""
+
+    def __init__(self, steps: int, peak: float, budget_s: float | None = None, warmup: int = 50):
+        self.steps, self.peak, self.budget_s, self.warmup = steps, peak, budget_s, min(warmup, steps)
+        self.t0 = time.time()
+
+    def frac(self, step: int) -> float:
+        f = step / max(1, self.steps)
+        return max(f, (time.time() - self.t0) / self.budget_s) if self.budget_s else f
+
+    def done(self, step: int) -> bool:
+        return self.frac(step) >= 1.0
+
+    def lr(self, step: int) -> float:
+        if step < self.warmup:
+            return self.peak * (step + 1) / self.warmup
+        return self.peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, self.frac(step)))))
 
 
 def _set_lr(opt, lr):
@@ -101,12 +115,13 @@ def train_tokenizer(out_dir, preset: str = "shapes-256", device: str = "cpu",
     opt = torch.optim.AdamW(model.parameters(), lr=p.vq_lr, weight_decay=0.0, betas=(0.9, 0.99))
     K = model.cfg.codebook_size
     usage = torch.full((K,), 1.0 / K)
+    sched = Schedule(p.vq_steps, p.vq_lr)
     for step in range(p.vq_steps):
         x = images[_batch_idx(gen, p.n_train, p.vq_batch)].to(device)
         if step == 0:
             with torch.no_grad():
                 model.init_codebook(model(x)[3].cpu(), gen)
-        _set_lr(opt, _lr(step, p.vq_steps, p.vq_lr))
+        _set_lr(opt, sched.lr(step))
         recon, vq_loss, ids, zf = model(x)
         rec = F.mse_loss(recon, to_float(x))
         loss = rec + vq_loss
@@ -165,7 +180,7 @@ def cloud_config(p: TrainPreset, vq: VQModel):
 
 
 def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
-                progress: Progress | None = None) -> dict:
+                progress: Progress | None = None, time_budget_s: float | None = None) -> dict:
     """Train the cloud GPT on tokenizer codes of the training scenes; save ``cloud.*``."""
     p, t0 = get_preset(preset), time.time()
     vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
@@ -173,20 +188,23 @@ def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
     gen = torch.Generator().manual_seed(p.seed + 1)
     model = GPT(cloud_config(p, vq)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.gpt_lr, weight_decay=0.05, betas=(0.9, 0.95))
-    for step in range(p.gpt_steps):
+    sched, step = Schedule(p.gpt_steps, p.gpt_lr, time_budget_s), 0
+    while not sched.done(step):
         idx = _batch_idx(gen, p.n_train, p.gpt_batch)
         cap = drop_condition(caps[idx], model.cfg.cond_drop, model.cfg.null_id, gen).to(device)
-        _set_lr(opt, _lr(step, p.gpt_steps, p.gpt_lr))
+        _set_lr(opt, sched.lr(step))
         loss = lm_loss(model, cap, codes[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 50 == 0 or step == p.gpt_steps - 1:
+        if step % 50 == 0:
             _report(progress, "cloud", step, p.gpt_steps, {"loss": loss.item(), "elapsed_s": time.time() - t0})
+        step += 1
     return ck.save_checkpoint(model, out_dir, "cloud", {
         "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "tokenizer_sha256": _sha(out_dir, "tokenizer")},
-        "training": {"steps": p.gpt_steps, "batch": p.gpt_batch, "lr": p.gpt_lr, "device": device,
+        "training": {"steps": step, "planned_steps": p.gpt_steps, "time_budget_s": time_budget_s,
+                     "final_loss": round(loss.item(), 4), "batch": p.gpt_batch, "lr": p.gpt_lr, "device": device,
                      "seconds": round(time.time() - t0, 1), "cond_drop": model.cfg.cond_drop}})
 
 
@@ -215,7 +233,7 @@ def device_step_loss(dev: DeviceModel, cloud: GPT, cap, img, w: InterDROWeights,
 
 
 def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
-                 progress: Progress | None = None) -> dict:
+                 progress: Progress | None = None, time_budget_s: float | None = None) -> dict:
     """Train the device layer, Inter-Head and phi against the frozen cloud; save ``device.*``."""
     p, t0 = get_preset(preset), time.time()
     vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
@@ -226,21 +244,24 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
     dev = DeviceModel(DeviceConfig(cloud=cloud.cfg)).to(device)
     dev.init_from_cloud(cloud)
     opt = torch.optim.AdamW(dev.parameters(), lr=p.dev_lr, weight_decay=0.0, betas=(0.9, 0.95))
-    for step in range(p.dev_steps):
+    sched, step = Schedule(p.dev_steps, p.dev_lr, time_budget_s), 0
+    while not sched.done(step):
         idx = _batch_idx(gen, p.n_train, p.dev_batch)
         cap = drop_condition(caps[idx], cloud.cfg.cond_drop, cloud.cfg.null_id, gen).to(device)
-        _set_lr(opt, _lr(step, p.dev_steps, p.dev_lr))
+        _set_lr(opt, sched.lr(step))
         terms = device_step_loss(dev, cloud, cap, codes[idx].to(device), p.dro, with_phi=step % 2 == 0)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(dev.parameters(), 1.0)
         opt.step()
-        if step % 25 == 0 or step == p.dev_steps - 1:
+        if step % 25 == 0:
             _report(progress, "device", step, p.dev_steps,
                     {k: v.item() for k, v in terms.items()} | {"elapsed_s": time.time() - t0})
+        step += 1
     return ck.save_checkpoint(dev, out_dir, "device", {
         "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "cloud_sha256": _sha(out_dir, "cloud")},
-        "training": {"steps": p.dev_steps, "batch": p.dev_batch, "lr": p.dev_lr, "device": device,
+        "training": {"steps": step, "planned_steps": p.dev_steps, "time_budget_s": time_budget_s,
+                     "final_loss": {k: round(v.item(), 4) for k, v in terms.items()}, "batch": p.dev_batch, "lr": p.dev_lr, "device": device,
                      "seconds": round(time.time() - t0, 1), "loss_weights": p.dro.to_dict(),
                      "phi_every": 2, "cond_drop": cloud.cfg.cond_drop,
                      "teacher": "frozen cloud, teacher-forced on training-scene codes"}})
@@ -418,11 +439,14 @@ def card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-def train_all(out_dir, preset: str = "shapes-256", device: str = "cpu", progress: Progress | None = None) -> dict:
-    """Tokenizer, cloud, device, then the card metrics; returns the aggregate card."""
+def train_all(out_dir, preset: str = "shapes-256", device: str = "cpu", progress: Progress | None = None,
+              cloud_budget_s: float | None = None, device_budget_s: float | None = None) -> dict:
+    """Tokenizer, cloud, device, then the card metrics; returns the aggregate card.
+
+    The optional budgets cap the cloud / device training wall-clock time (seconds)."""
     train_tokenizer(out_dir, preset, device, progress)
-    train_cloud(out_dir, preset, device, progress)
-    train_device(out_dir, preset, device, progress)
+    train_cloud(out_dir, preset, device, progress, cloud_budget_s)
+    train_device(out_dir, preset, device, progress, device_budget_s)
     return evaluate_models(out_dir, preset, device, progress)
 
 
@@ -432,6 +456,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=str(ck.DEFAULT_DIR))
     ap.add_argument("--preset", default="shapes-256")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--budget-min", type=float, default=None,
+                    help="wall-clock cap in minutes for cloud/device training (all: split 70/30)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids contention)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -442,7 +468,12 @@ def main(argv=None) -> None:
 
     fn = {"tokenizer": train_tokenizer, "cloud": train_cloud, "device": train_device, "all": train_all,
           "evaluate": evaluate_models}[a.what]
-    fn(a.out, preset=a.preset, device=a.device, progress=progress)
+    kw = {}
+    if a.what in ("cloud", "device") and a.budget_min:
+        kw["time_budget_s"] = 60 * a.budget_min
+    if a.what == "all" and a.budget_min:
+        kw = {"cloud_budget_s": 60 * a.budget_min * 0.7, "device_budget_s": 60 * a.budget_min * 0.3}
+    fn(a.out, preset=a.preset, device=a.device, progress=progress, **kw)
 
 
 if __name__ == "__main__":
