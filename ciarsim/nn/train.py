@@ -36,8 +36,8 @@ class TrainPreset:
     vq: str = "shapes-256"
     gpt: str = "shapes-256"
     n_train: int = 20000  # training scenes (TRAIN_SEED)
-    vq_steps: int = 1500
-    vq_batch: int = 64
+    vq_steps: int = 3000
+    vq_batch: int = 32
     vq_lr: float = 2e-3
     gpt_steps: int = 2200
     gpt_batch: int = 8
@@ -106,7 +106,7 @@ def _batch_idx(gen: torch.Generator, n: int, b: int) -> torch.Tensor:
 # ---------------------------------------------------------------- tokenizer
 
 def train_tokenizer(out_dir, preset: str = "shapes-256", device: str = "cpu",
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, time_budget_s: float | None = None) -> dict:
     """Train the VQ tokenizer; save ``tokenizer.*`` in out_dir; return its card."""
     p, t0 = get_preset(preset), time.time()
     gen = torch.Generator().manual_seed(p.seed)
@@ -115,8 +115,8 @@ def train_tokenizer(out_dir, preset: str = "shapes-256", device: str = "cpu",
     opt = torch.optim.AdamW(model.parameters(), lr=p.vq_lr, weight_decay=0.0, betas=(0.9, 0.99))
     K = model.cfg.codebook_size
     usage = torch.full((K,), 1.0 / K)
-    sched = Schedule(p.vq_steps, p.vq_lr)
-    for step in range(p.vq_steps):
+    sched, step = Schedule(p.vq_steps, p.vq_lr, time_budget_s), 0
+    while not sched.done(step):
         x = images[_batch_idx(gen, p.n_train, p.vq_batch)].to(device)
         if step == 0:
             with torch.no_grad():
@@ -131,15 +131,17 @@ def train_tokenizer(out_dir, preset: str = "shapes-256", device: str = "cpu",
         counts = torch.bincount(ids.flatten().cpu(), minlength=K).float()
         usage.mul_(0.99).add_(0.01 * counts / counts.sum())
         restarted = 0
-        if step % 25 == 0 and step < 0.8 * p.vq_steps:
+        if step % 25 == 0 and sched.frac(step) < 0.8:
             restarted = model.restart_dead(usage, zf.detach().cpu(), gen, threshold=0.05 / K)
-        if step % 50 == 0 or step == p.vq_steps - 1:
+        if step % 50 == 0:
             _report(progress, "tokenizer", step, p.vq_steps,
                     {"mse": rec.item(), "vq": vq_loss.item(), "restarted": restarted})
+        step += 1
     train_s = time.time() - t0
     ck.save_checkpoint(model, out_dir, "tokenizer", {
         "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "eval_seed": EVAL_SEED},
-        "training": {"steps": p.vq_steps, "batch": p.vq_batch, "lr": p.vq_lr, "seconds": round(train_s, 1),
+        "training": {"steps": step, "planned_steps": p.vq_steps, "time_budget_s": time_budget_s,
+                     "final_mse": round(rec.item(), 5), "batch": p.vq_batch, "lr": p.vq_lr, "seconds": round(train_s, 1),
                      "device": device}})
     model, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
     metrics = eval_tokenizer(model, p.n_eval_images, device)
@@ -469,7 +471,7 @@ def main(argv=None) -> None:
     fn = {"tokenizer": train_tokenizer, "cloud": train_cloud, "device": train_device, "all": train_all,
           "evaluate": evaluate_models}[a.what]
     kw = {}
-    if a.what in ("cloud", "device") and a.budget_min:
+    if a.what in ("tokenizer", "cloud", "device") and a.budget_min:
         kw["time_budget_s"] = 60 * a.budget_min
     if a.what == "all" and a.budget_min:
         kw = {"cloud_budget_s": 60 * a.budget_min * 0.7, "device_budget_s": 60 * a.budget_min * 0.3}

@@ -78,3 +78,13 @@ def test_drop_condition_uses_null():
     out = drop_condition(cap, 0.1, 99, gen)
     share = (out[:, 0] == 99).float().mean().item()
     assert 0.05 < share < 0.15 and ((out == 99).all(1) | (out == 1).all(1)).all()
+
+
+def test_profile_model_table_format():
+    from ciarsim.nn.profile import profile_model
+
+    cfg = GPT_PRESETS["tiny"](text_vocab_size=10, cap_len=5)
+    df = profile_model(cfg, batches=[1, 2], contexts=[8, 40], new_tokens=[1, 3], repeats=2)
+    assert list(df.columns[:8]) == ["gpu", "model", "params_m", "batch", "context", "new_tokens", "mode",
+                                    "ms_median"]
+    assert len(df) == 8 and (df.ms_median > 0).all() and "torch" in df.columns
