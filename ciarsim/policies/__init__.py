@@ -11,8 +11,20 @@ from typing import Callable
 
 from ciarsim.errors import MissingComponentError
 
-# name -> decode function(policy_config, prompts, models, seed) -> TraceSet.
+# name -> decode(policy_config, workload, models_config, seed, models=None) -> TraceSet.
 REGISTRY: dict[str, Callable] = {}
+
+
+def _register() -> None:
+    from ciarsim.policies import (  # noqa: PLC0415
+        base, ciar, code_split, device_only, gated, lantern, oracle, sd,
+    )  # fmt: skip
+
+    for module in (base, device_only, sd, lantern, code_split, gated, ciar, oracle):
+        REGISTRY[module.__name__.rsplit(".", 1)[1]] = module.decode
+
+
+_register()
 
 
 def get_decoder(name: str) -> Callable:

@@ -14,12 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
+# A gate threshold: 0 sends every token to the cloud, .inf (YAML) none.
+Threshold = Annotated[float, Field(ge=0, allow_inf_nan=True)]
 
 
 class Frozen(BaseModel):
-    """Base: immutable, unknown keys are errors, no coercion of strings into numbers."""
+    """Base: immutable, unknown keys are errors, no infinite or NaN numbers. Files are validated in
+    strict mode by the loader (no coercion of strings into numbers); Python callers may pass lax
+    values."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, validate_default=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=False, validate_default=True, allow_inf_nan=False
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,7 +227,7 @@ Signal = Literal["random", "entropy", "max_prob", "topk_set", "uhlm", "interval"
 class GatedPolicy(PolicyBase):
     name: Literal["gated"]
     signal: Signal = "interval"
-    tau: NonNegFloat = 0.3
+    tau: Threshold = 0.3
     rho: Annotated[float, Field(ge=0, le=1)] = 0.06
     inject_features: bool = False
     acceptance: Literal["speculative", "cloud_argmax", "always_resample"] = "speculative"
@@ -234,7 +240,7 @@ class GatedPolicy(PolicyBase):
 
 class CiarPolicy(PolicyBase):
     name: Literal["ciar"]
-    tau: NonNegFloat = 0.3
+    tau: Threshold = 0.3
     rho: Annotated[float, Field(ge=0, le=1)] = 0.06
     acceptance: Literal["speculative", "cloud_argmax", "always_resample"] = "speculative"
 

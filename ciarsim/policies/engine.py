@@ -1,0 +1,167 @@
+"""Run a policy over a batch of prompts in lockstep with KV caches; collect decode traces.
+
+The lockstep decoder advances every image one position per step: one batched device pass and one
+batched cloud pass (both with classifier-free guidance, so 2N rows each). The cloud pass is a
+*shadow*: it computes the cloud's next-token distribution for every image at every position,
+teacher-forced on the tokens decided so far, and the policy uses it only where its protocol
+actually consults the cloud. That is exact, not an approximation: a causal transformer's output at
+position t depends only on its inputs up to t, and those inputs (tokens, and for CIAR the interval
+features added to tokens the device kept locally) are final when the step runs. Which tokens
+travel, when, and how many the cloud processes is recorded separately by the policy's flow, so
+the traces price the real protocol while the decode costs one pass per position.
+
+Images are decoded in fixed chunks of ``CHUNK`` prompts, so an image's trace does not depend on
+how many images a scenario asks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ciarsim.errors import ScenarioError
+from ciarsim.nn import gpt
+from ciarsim.nn.device import device_prefill, device_step, guide, new_device_cache
+from ciarsim.trace import ImageTrace, TraceSet
+
+CHUNK = 64
+
+
+@dataclass
+class StepView:
+    """What one lockstep position offers the policy, guided by CFG. Arrays are (N, ...)."""
+
+    cloud_logits: torch.Tensor | None  # guided cloud logits for this position
+    device_logits: torch.Tensor | None  # guided centre logits c
+    u_interval: np.ndarray | None  # CIAR's U for this position
+    features: torch.Tensor | None  # f_I of the input just processed (2N, 1, D), for injection
+
+
+class Lockstep:
+    """The device and the shadow cloud, advanced together one image position at a time."""
+
+    def __init__(self, models, captions: torch.Tensor, cfg_scale: float, *, use_device: bool,
+                 use_cloud: bool, inject: bool) -> None:  # fmt: skip
+        self.m, self.scale = models, cfg_scale
+        self.use_device, self.use_cloud, self.inject = use_device, use_cloud, inject
+        ids = gpt.with_null(captions, models.cloud.cfg.null_id)  # (2N, Lc)
+        n2 = ids.shape[0]
+        self._cloud_cache = gpt.new_cache(models.cloud, n2) if use_cloud else None
+        self._dev_cache = new_device_cache(models.device, n2) if use_device else None
+        self._ids = ids
+
+    @torch.no_grad()
+    def first(self) -> StepView:
+        """Prefill the captions; the view for image position 0."""
+        cloud = gpt.prefill(self.m.cloud, self._ids, self._cloud_cache) if self.use_cloud else None
+        dev = device_prefill(self.m.device, self._ids, self._dev_cache) if self.use_device else None
+        return self._view(cloud, dev, None)
+
+    @torch.no_grad()
+    def next(self, tokens: np.ndarray, inject_mask: np.ndarray | None = None) -> StepView:
+        """Feed the tokens just decided (N,); ``inject_mask`` (N,) marks device-kept tokens whose
+        interval features the cloud adds to their embeddings (CIAR)."""
+        x = torch.from_numpy(np.concatenate([tokens, tokens]).astype(np.int64))[:, None]
+        dev = feats = None
+        if self.use_device:
+            dev = device_step(self.m.device, x, self._dev_cache)
+            if self.inject:
+                feats = self.m.device.features(dev)  # (2N, 1, D): f_I of input x
+        cloud = None
+        if self.use_cloud:
+            inj = None
+            if self.inject and inject_mask is not None and inject_mask.any():
+                mask = torch.from_numpy(np.concatenate([inject_mask, inject_mask]))
+                inj = feats * mask[:, None, None].to(feats.dtype)
+            cloud = gpt.decode_step(self.m.cloud, x, self._cloud_cache, inj)[:, -1]
+        return self._view(cloud, dev, feats)
+
+    def _view(self, cloud, dev, feats) -> StepView:
+        cl = gpt.cfg_mix(cloud, self.scale) if cloud is not None else None
+        if dev is None:
+            return StepView(cl, None, None, feats)
+        g = guide(dev, self.scale)  # (N, 1, V)
+        return StepView(cl, g.c[:, -1], g.U[:, -1].double().numpy(), feats)
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """The prompts of a workload: indices into the held-out set, captions and token ids."""
+
+    images: np.ndarray  # (N,) prompt indices
+    captions: list[str]
+    cap_ids: torch.Tensor  # (N, Lc) int64
+
+
+def load_prompts(start: int, count: int, cap_len: int) -> Prompts:
+    """Held-out captions ``start .. start + count`` (the generator's EVAL_SEED set)."""
+    from ciarsim.nn.data import EVAL_SEED, CaptionTokenizer, make_dataset  # noqa: PLC0415
+
+    ds = make_dataset(count, EVAL_SEED, start=start)
+    tok = CaptionTokenizer()
+    ids = [tok.encode(c)[:cap_len] for c in ds.captions]
+    ids = [row + [0] * (cap_len - len(row)) for row in ids]
+    return Prompts(np.arange(start, start + count), list(ds.captions), torch.tensor(ids))
+
+
+_MODEL_CACHE: dict[str, object] = {}
+
+
+def load_decision_models(checkpoints: str):
+    """The trained decision models under ``checkpoints`` (verified, cached per process)."""
+    from ciarsim.nn.checkpoints import load_models  # noqa: PLC0415
+
+    key = str(Path(checkpoints).resolve())
+    if key not in _MODEL_CACHE:
+        torch.set_grad_enabled(False)
+        _MODEL_CACHE[key] = load_models(checkpoints)
+    return _MODEL_CACHE[key]
+
+
+def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,
+                models=None, quality: bool = True) -> TraceSet:  # fmt: skip
+    """Decode ``workload``'s prompts with the flow ``flow_factory(policy, images, T, seed, models)``
+    in chunks of CHUNK and pack the traces. ``models`` defaults to the scenario's checkpoints.
+    With ``quality`` the images are decoded and scored (see ``attach_quality``)."""
+    models = models if models is not None else load_decision_models(models_cfg.checkpoints)
+    T = models.cloud.cfg.n_image
+    if workload.tokens_per_image != T:
+        raise ScenarioError(
+            f"workload.token_grid: the decision models generate a {models.cloud.cfg.grid}x"
+            f"{models.cloud.cfg.grid} grid, got {workload.token_grid}"
+        )
+    prompts = load_prompts(workload.prompt_start, workload.images, models.cloud.cfg.cap_len)
+    traces: list[ImageTrace] = []
+    for lo in range(0, len(prompts.images), CHUNK):
+        images = prompts.images[lo:lo + CHUNK]
+        flow = flow_factory(policy, images, T, seed, models)
+        traces.extend(flow.run(prompts.cap_ids[lo:lo + CHUNK]))
+    meta = {"policy": policy.model_dump(mode="json"), "seed": seed,
+            "prompt_start": workload.prompt_start, "images": workload.images,
+            "card": {k: v for k, v in models.card.items() if k in ("sha256", "hashes")}}  # fmt: skip
+    ts = TraceSet.from_images(traces, meta)
+    return attach_quality(ts, prompts, models) if quality else ts
+
+
+def attach_quality(ts: TraceSet, prompts: Prompts, models) -> TraceSet:
+    """Decode the token grids to images and record caption consistency (per image) and FD against
+    the real held-out images of the same prompts (sample sizes recorded with it)."""
+    from ciarsim.nn import quality  # noqa: PLC0415
+    from ciarsim.nn.data import EVAL_SEED, make_dataset  # noqa: PLC0415
+
+    with torch.no_grad():
+        imgs = models.tokenizer.decode_code(torch.from_numpy(ts.tokens.astype(np.int64)))
+    imgs = imgs.numpy() if isinstance(imgs, torch.Tensor) else np.asarray(imgs)
+    per_image = quality.caption_consistency_per_image(imgs, prompts.captions)
+    ref = make_dataset(len(prompts.images), EVAL_SEED, start=int(prompts.images[0]))
+    fd = quality.frechet_distance(imgs, ref.images)
+    meta = dict(ts.meta)
+    meta["quality"] = {
+        "caption_consistency": [round(float(x), 6) for x in per_image],
+        "fd": round(float(fd.fd), 6), "fd_n_gen": fd.n_gen, "fd_n_ref": fd.n_ref,
+    }  # fmt: skip
+    return TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source, meta)
