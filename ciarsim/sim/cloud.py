@@ -1,0 +1,120 @@
+"""The cloud: ONE GPU server shared by all devices, with iteration-level (continuous) batching.
+
+Each request asks for ``steps`` sequential passes of ``new_tokens`` tokens from ``context`` image
+tokens, optionally preceded by a prefill pass over the ``text_tokens`` text prefix (trace
+``prompt_up``). The server loops over iterations: before each one it admits waiting requests
+(FIFO) into the running set while it holds fewer than ``max_batch``; it then runs ONE step for the
+whole running set, priced at (batch = running requests, context = max over them of their current
+context + ``text_tokens``, new_tokens = max over them; a prefill pass counts as ``text_tokens``
+new tokens on context 0); every running request advances one pass, and those that have done all
+of theirs leave with a record. Requests arriving during an iteration join at the next one.
+Units: ms.
+
+References: Orca (Yu et al., OSDI 2022) for iteration-level scheduling; vLLM's admission loop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from ciarsim.sim.costs import CostModel
+
+
+@dataclass(slots=True)
+class CloudRequest:
+    """One request and, once served, its timing (ms)."""
+
+    steps: int  # passes to run, the prefill pass included
+    new_tokens: int
+    context: int  # tokens (text prefix included) in the KV cache before the first decode step
+    prefill: int  # text tokens prefilled in the first pass (0: none)
+    event: object  # SimPy event fired with this request when done
+    arrival_ms: float
+    start_ms: float = -1.0  # admitted into the running batch
+    end_ms: float = -1.0
+    done: int = 0  # steps completed
+
+    def current(self) -> tuple[int, int]:
+        """(new_tokens, context) of the pass this request runs next."""
+        if self.prefill:
+            if self.done == 0:
+                return self.prefill, 0
+            return self.new_tokens, self.context + (self.done - 1) * self.new_tokens
+        return self.new_tokens, self.context + self.done * self.new_tokens
+
+    @property
+    def queue_ms(self) -> float:
+        return self.start_ms - self.arrival_ms
+
+    @property
+    def compute_ms(self) -> float:
+        return self.end_ms - self.start_ms
+
+
+class CloudServer:
+    """The batching GPU server. ``submit`` returns an event whose value is the ``CloudRequest``."""
+
+    def __init__(self, env, cost: CostModel, max_batch: int, text_tokens: int):
+        self.env, self.cost = env, cost
+        self.max_batch, self.text_tokens = max_batch, text_tokens
+        self.pending: deque[CloudRequest] = deque()
+        self.running: list[CloudRequest] = []
+        self.iterations = 0
+        self._wake = None
+        env.process(self._serve())
+
+    def submit(self, steps: int, new_tokens: int, context: int, prefill: bool = False):
+        """Queue a request of ``steps`` passes of ``new_tokens`` tokens from ``context`` image
+        tokens, after a text-prefix prefill pass if ``prefill`` (and ``text_tokens`` > 0)."""
+        pre = self.text_tokens if prefill else 0
+        steps = steps + (1 if pre else 0)
+        req = CloudRequest(
+            steps, new_tokens, context + self.text_tokens, pre, self.env.event(), self.env.now
+        )
+        if steps <= 0:  # nothing to compute: answer at once
+            req.start_ms = req.end_ms = self.env.now
+            return req.event.succeed(req)
+        self.pending.append(req)
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+        return req.event
+
+    def _admit(self) -> None:
+        now = self.env.now
+        while self.pending and len(self.running) < self.max_batch:
+            req = self.pending.popleft()
+            req.start_ms = now
+            self.running.append(req)
+
+    def _iteration_ms(self) -> float:
+        """Price of one step of the current running set (ms)."""
+        run = self.running
+        if len(run) == 1:
+            new, ctx = run[0].current()
+        else:
+            cur = [r.current() for r in run]
+            new, ctx = max(c[0] for c in cur), max(c[1] for c in cur)
+        return self.cost.step_ms(new, ctx, len(run))
+
+    def _serve(self):
+        env = self.env
+        while True:
+            if not self.pending and not self.running:
+                self._wake = env.event()
+                yield self._wake
+            self._admit()
+            yield env.timeout(self._iteration_ms())
+            self.iterations += 1
+            self._advance(env.now)
+
+    def _advance(self, now: float) -> None:
+        still = []
+        for r in self.running:
+            r.done += 1
+            if r.done == r.steps:
+                r.end_ms = now
+                r.event.succeed(r)
+            else:
+                still.append(r)
+        self.running = still

@@ -1,0 +1,167 @@
+"""One direction (uplink or downlink) of one device's connection to the cloud.
+
+The link is the only place that knows bandwidth and delay. A message of B bytes is cut into
+``ceil(B / (mtu - header))`` packets, each carrying ``header`` extra bytes on the wire. Messages
+are served FIFO per direction: a message starts serialising when the previous one has finished
+(including its loss recovery), at the capacity curve's rate (``ciarsim.sim.capacity``), computed
+analytically: ONE SimPy timeout per message, never one per packet. Each packet transmission is
+lost with probability ``loss_rate`` (the number of losses per message drawn from a binomial, and
+again for the resends); each loss costs ``rto_ms`` of waiting plus re-serialising one full-size
+packet. Then the message propagates for the one-way delay plus jitter; it never overtakes the
+previous message (arrival = max(previous arrival, computed)).
+
+``ideal`` links take no time at all: no serialisation, delay, jitter or loss (the paper's
+compute-only accounting). Units: ms, bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Generator
+
+import numpy as np
+
+from ciarsim.scenario.schema import NetworkConfig
+
+_JITTER_CHUNK = 512
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """Where one message's time went (ms) and what it carried."""
+
+    send_ms: float  # when the sender handed it to the link
+    queue_ms: float  # waiting behind earlier messages in the same direction
+    serialisation_ms: float  # first transmission of all packets
+    loss_ms: float  # RTO waits + resends
+    propagation_ms: float  # one-way delay + jitter + hold to keep FIFO order
+    arrival_ms: float
+    nbytes: int  # message payload bytes
+    packets: int
+    lost: int  # lost packet transmissions (resends)
+
+    @property
+    def link_ms(self) -> float:
+        """Time occupying or waiting for the direction: queue + serialisation + loss (ms)."""
+        return self.arrival_ms - self.send_ms - self.propagation_ms
+
+
+def packet_count(nbytes: int, mtu_bytes: int, header_bytes: int) -> int:
+    """Number of packets a message of ``nbytes`` payload bytes needs."""
+    per = mtu_bytes - header_bytes
+    return -(-nbytes // per)
+
+
+def packet_payloads(nbytes: int, mtu_bytes: int, header_bytes: int) -> np.ndarray:
+    """Payload bytes of each packet: full packets, then the remainder."""
+    per = mtu_bytes - header_bytes
+    n = packet_count(nbytes, mtu_bytes, header_bytes)
+    out = np.full(n, per, dtype=np.int64)
+    if n:
+        out[-1] = nbytes - per * (n - 1)
+    return out
+
+
+class _Jitter:
+    """Jitter draws with mean ``mean_ms``, drawn in chunks from one generator."""
+
+    SCALE = {
+        "exponential": lambda rng, n: rng.exponential(1.0, n),
+        "uniform": lambda rng, n: rng.uniform(0.0, 2.0, n),
+        "halfnormal": lambda rng, n: np.abs(rng.standard_normal(n)) * math.sqrt(math.pi / 2),
+    }
+
+    def __init__(self, mean_ms: float, dist: str, rng: np.random.Generator | None):
+        self.mean, self.draw, self.rng = mean_ms, self.SCALE[dist], rng
+        self.buf: list[float] = []
+
+    def __call__(self) -> float:
+        if self.mean == 0.0:
+            return 0.0
+        if not self.buf:
+            self.buf = (self.draw(self.rng, _JITTER_CHUNK) * self.mean).tolist()[::-1]
+        return self.buf.pop()
+
+
+class Link:
+    """One direction of one device's connection. ``capacity`` None means an ideal link."""
+
+    def __init__(
+        self,
+        capacity,
+        *,
+        one_way_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        jitter_dist: str = "exponential",
+        loss_rate: float = 0.0,
+        rto_ms: float = 200.0,
+        mtu_bytes: int = 1500,
+        header_bytes: int = 40,
+        jitter_rng: np.random.Generator | None = None,
+        loss_rng: np.random.Generator | None = None,
+    ):
+        self.capacity = capacity
+        self.one_way_ms, self.loss_rate, self.rto_ms = one_way_ms, loss_rate, rto_ms
+        self.mtu, self.header = mtu_bytes, header_bytes
+        self.jitter = _Jitter(jitter_ms, jitter_dist, jitter_rng)
+        self.loss_rng = loss_rng
+        self.busy_until = 0.0  # end of the last message's serialisation + loss recovery
+        self.last_arrival = 0.0
+
+    @classmethod
+    def from_config(cls, net: NetworkConfig, capacity, jitter_rng, loss_rng) -> "Link":
+        """A link with ``net``'s delay, jitter, loss and packet sizes over ``capacity``."""
+        return cls(
+            capacity, one_way_ms=net.one_way_ms, jitter_ms=net.jitter_ms,
+            jitter_dist=net.jitter_dist, loss_rate=net.loss_rate, rto_ms=net.rto_ms,
+            mtu_bytes=net.mtu_bytes, header_bytes=net.packet_header_bytes,
+            jitter_rng=jitter_rng, loss_rng=loss_rng,
+        )  # fmt: skip
+
+    @property
+    def ideal(self) -> bool:
+        return self.capacity is None
+
+    def plan(self, now: float, nbytes: int) -> TransferRecord:
+        """Reserve the direction for a message handed over at ``now`` and compute its timing.
+        Must be called in send order (FIFO); ``transfer`` does."""
+        if self.capacity is None:
+            return TransferRecord(now, 0.0, 0.0, 0.0, 0.0, now, nbytes, 0, 0)
+        n = -(-nbytes // (self.mtu - self.header))
+        start = max(now, self.busy_until)
+        ser_end = self.capacity.finish(start, 8.0 * (nbytes + n * self.header))
+        lost = self._losses(n)
+        end = ser_end
+        if lost:
+            resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self.header)
+            for _ in range(lost):
+                end = self.capacity.finish(end + self.rto_ms, resend_bits)
+        self.busy_until = end
+        prop = self.one_way_ms + self.jitter()
+        arrival = end + prop
+        if arrival < self.last_arrival:  # hold: never overtake the previous message
+            prop += self.last_arrival - arrival
+            arrival = self.last_arrival
+        self.last_arrival = arrival
+        return TransferRecord(
+            now, start - now, ser_end - start, end - ser_end, prop, arrival, nbytes, n, lost
+        )
+
+    def _losses(self, packets: int) -> int:
+        """Lost transmissions: binomial over the packets, then over the resends, until none."""
+        if self.loss_rate == 0.0 or packets == 0:
+            return 0
+        total, k = 0, packets
+        while k:
+            k = int(self.loss_rng.binomial(k, self.loss_rate))
+            total += k
+        return total
+
+    def transfer(self, env, nbytes: int) -> Generator:
+        """SimPy process function: send ``nbytes``; returns the ``TransferRecord`` on arrival.
+        Use as ``rec = yield from link.transfer(env, n)`` or ``env.process(...)``."""
+        rec = self.plan(env.now, nbytes)
+        if rec.arrival_ms > env.now:
+            yield env.timeout(rec.arrival_ms - env.now)
+        return rec
