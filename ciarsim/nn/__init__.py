@@ -1,0 +1,1 @@
+"""Decision models: procedural data, VQ tokenizer, GPTs, device model, quality metrics."""
