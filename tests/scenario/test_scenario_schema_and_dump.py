@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-from ciarsim.scenario import dump_scenario, parse_scenario, scenario_json_schema
+from ciarsim.scenario import dump_scenario, expand, parse_scenario, scenario_json_schema
 from ciarsim.scenario.loader import _all_models, field_help
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +58,9 @@ def test_dump_of_a_sweep_keeps_it():
 
 def test_shipped_paths_exist_relative_to_repo():
     assert all(Path(p).is_file() for p in SHIPPED)
+
+
+def test_the_docs_example_is_a_valid_scenario():
+    text = (ROOT / "docs" / "scenario-format.md").read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    assert len(expand(parse_scenario(example, "docs example"))) == 6
