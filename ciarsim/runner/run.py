@@ -148,7 +148,7 @@ def run_scenario(
                     traces, workload=sc.workload, models=sc.models, network=sc.network,
                     seed=replication_seed(sc.seed, rep), replication=rep, policy=label,
                 )  # fmt: skip
-                imgs = _tag(rec.images, pt, label, rep)
+                imgs = _with_quality(_tag(rec.images, pt, label, rep), traces)
                 msgs = _tag(rec.messages, pt, label, rep)
                 store.write_table(msgs, part.with_suffix(".messages.parquet"))
                 store.write_table(imgs, part.with_suffix(".images.parquet"))
@@ -163,6 +163,18 @@ def run_scenario(
             if progress is not None:
                 progress(done, total, f"{label} @ point {pt.index + 1}/{len(points)}")
     return _gather(scenario, points, out_dir, image_parts, message_parts, computed, reused)
+
+
+def _with_quality(df: pd.DataFrame, traces: TraceSet) -> pd.DataFrame:
+    """Add the decision layer's image-quality scores (per image, and the set's FD) to ``df``."""
+    q = traces.meta.get("quality")
+    if not q:
+        return df
+    per_image = dict(zip(traces.images.tolist(), q["caption_consistency"]))
+    df["caption_consistency"] = df["image"].map(per_image).astype(float)
+    df["fd"] = float(q["fd"])
+    df["fd_n"] = int(q["fd_n_gen"])
+    return df
 
 
 def _part_id(point_key: str, label: str, rep: int) -> str:
@@ -185,11 +197,19 @@ def _tag(df: pd.DataFrame, pt, label: str, rep: int) -> pd.DataFrame:
     return df
 
 
+def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """One string dtype for text columns, so fresh and reloaded parts write identical bytes."""
+    for col in df.columns:
+        if df[col].dtype == object or isinstance(df[col].dtype, pd.StringDtype):
+            df[col] = df[col].astype("str")
+    return df
+
+
 def _gather(scenario, points, out_dir, image_parts, message_parts, computed, reused) -> RunOutputs:
     from ciarsim.scenario.loader import dump_scenario  # noqa: PLC0415
 
-    images = pd.concat(image_parts, ignore_index=True)
-    messages = pd.concat(message_parts, ignore_index=True)
+    images = _normalise(pd.concat(image_parts, ignore_index=True))
+    messages = _normalise(pd.concat(message_parts, ignore_index=True))
     params = pd.DataFrame(
         [{"point": p.key, "point_index": p.index, **p.params} for p in points]
     )

@@ -3,7 +3,9 @@
 Reads the per-image results table (one row per image per point per replication) and reduces it
 per (point, policy). Speed-up and call reduction compare policies at the same sweep point:
 ``speedup_vs_base = mean latency of base / mean latency of the policy``;
-``cloud_calls_reduction_vs_sd = 1 - mean calls of the policy / mean calls of sd``. Where the
+``cloud_calls_reduction_vs_sd = 1 - mean calls of the policy / mean calls of sd``. Quality comes
+from the decision layer: mean caption consistency of the images and the FD of the policy's image
+set against the real held-out images of the same prompts. Where the
 reference policy is not in the scenario the column is empty (NaN), never guessed.
 """
 
@@ -24,6 +26,8 @@ SUMMARY_COLUMNS = [
     "cloud_calls_reduction_vs_sd",
     "bytes_up_mean",
     "bytes_down_mean",
+    "caption_consistency",
+    "fd",
 ]
 
 
@@ -40,6 +44,8 @@ def summarize(images: pd.DataFrame) -> pd.DataFrame:
         bytes_up_mean=("bytes_up", "mean"),
         bytes_down_mean=("bytes_down", "mean"),
     ).reset_index()
+    for col, how in (("caption_consistency", "mean"), ("fd", "first")):
+        out[col] = grouped[col].agg(how).to_numpy() if col in images else np.nan
     out["speedup_vs_base"] = _ratio_to(out, "base", "latency_mean_ms", invert=True)
     out["cloud_calls_reduction_vs_sd"] = 1.0 - _ratio_to(out, "sd", "cloud_calls_mean")
     return out[SUMMARY_COLUMNS]
