@@ -185,7 +185,7 @@ class PolicyBase(Frozen):
     greedy: bool = False
     temperature: PositiveFloat = 1.0
     top_k: Annotated[int, Field(ge=0)] = 0
-    cfg_scale: Annotated[float, Field(ge=1)] = 1.0
+    cfg_scale: Annotated[float, Field(ge=1)] = 3.0
 
     @property
     def display(self) -> str:
