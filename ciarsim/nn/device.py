@@ -85,6 +85,11 @@ class DeviceOut:
     log_p_hi: torch.Tensor
     U: torch.Tensor
 
+    def positions(self, start: int, end: int | None = None) -> "DeviceOut":
+        """The same outputs restricted to sequence positions start..end-1."""
+        return DeviceOut(*(None if t is None else t[:, start:end] for t in (
+            self.h, self.c, self.r, self.log_p_lo, self.log_p_mid, self.log_p_hi, self.U)))
+
     @property
     def p_lo(self):
         return self.log_p_lo.exp()
@@ -159,9 +164,7 @@ def new_device_cache(dev: DeviceModel, batch: int) -> KVCache:
 @torch.no_grad()
 def device_prefill(dev: DeviceModel, cap: torch.Tensor, cache: KVCache) -> DeviceOut:
     """Caption prefix (B, Lc) into an empty cache -> DeviceOut for image token 0, fields (B, 1, ...)."""
-    out = dev(cap, 0, cache)
-    return DeviceOut(*(None if t is None else t[:, -1:] for t in (
-        out.h, out.c, out.r, out.log_p_lo, out.log_p_mid, out.log_p_hi, out.U)))
+    return dev(cap, 0, cache).positions(-1)
 
 
 @torch.no_grad()

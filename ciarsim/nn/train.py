@@ -24,8 +24,10 @@ import torch.nn.functional as F
 from ciarsim.errors import CiarsimError
 from ciarsim.nn import checkpoints as ck
 from ciarsim.nn.data import EVAL_SEED, TRAIN_SEED, CaptionTokenizer, make_dataset
-from ciarsim.nn.device import DeviceConfig, DeviceModel, InterDROWeights, inter_dro_loss
-from ciarsim.nn.gpt import GPT, GPT_PRESETS, drop_condition, generate, lm_loss, sequence
+from ciarsim.nn.device import (DeviceConfig, DeviceModel, InterDROWeights, device_prefill, device_step, guide,
+                               inter_dro_loss, new_device_cache)
+from ciarsim.nn.gpt import (GPT, GPT_PRESETS, cfg_mix, drop_condition, generate, lm_loss, sequence,
+                            with_null)
 from ciarsim.nn.vq import VQ_PRESETS, VQModel, codebook_usage, psnr_db, to_float
 
 Progress = Callable[[str, int, int, dict], None]  # (stage, step, total, metrics)
@@ -223,9 +225,7 @@ def device_step_loss(dev: DeviceModel, cloud: GPT, cap, img, w: InterDROWeights,
     with torch.no_grad():
         log_p_cloud = F.log_softmax(cloud(seq)[:, Lc - 1:], -1)  # (B, N, V)
     out = dev(seq)
-    img_out = type(out)(*(t[:, Lc - 1:] for t in (out.h, out.c, out.r, out.log_p_lo, out.log_p_mid,
-                                                   out.log_p_hi, out.U)))
-    terms = inter_dro_loss(img_out, log_p_cloud, w)
+    terms = inter_dro_loss(out.positions(Lc - 1), log_p_cloud, w)
     if with_phi:  # phi learns only from the cloud's loss: its inputs are detached
         f = dev.phi(out.h.detach(), out.p_lo.detach(), out.p_hi.detach())  # (B, T, D)
         f = f * (torch.arange(seq.shape[1], device=seq.device) >= Lc)[None, :, None]  # image inputs only
@@ -286,9 +286,6 @@ def auroc(scores, labels) -> float:
 @torch.no_grad()
 def device_generate(dev: DeviceModel, cap: torch.Tensor, cfg_scale: float) -> torch.Tensor:
     """Device-only greedy decoding with CFG on the centre logits, (B, n_image)."""
-    from ciarsim.nn.device import device_prefill, device_step, guide, new_device_cache
-    from ciarsim.nn.gpt import with_null
-
     ids = with_null(cap, dev.cfg.cloud.null_id)
     cache = new_device_cache(dev, ids.shape[0])
     out = device_prefill(dev, ids, cache)
@@ -305,9 +302,6 @@ def device_generate(dev: DeviceModel, cap: torch.Tensor, cfg_scale: float) -> to
 def teacher_forced_signals(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: float, batch: int = 16) -> dict:
     """Per image position on given sequences: cloud p and device q (both CFG-guided) ->
     greedy agreement, rejection labels and the three uncertainty signals (flat numpy arrays)."""
-    from ciarsim.nn.device import guide
-    from ciarsim.nn.gpt import cfg_mix, with_null
-
     Lc, null = cloud.cfg.cap_len, cloud.cfg.null_id
     cols = {k: [] for k in ("agree", "reject", "U", "entropy", "one_minus_max")}
     for i in range(0, cap.shape[0], batch):
@@ -315,8 +309,7 @@ def teacher_forced_signals(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: 
         seq = sequence(c2, x2)
         p = F.softmax(cfg_mix(cloud(seq)[:, Lc - 1:], cfg_scale), -1)  # (b, N, V)
         out = dev(seq)
-        g = guide(type(out)(*(t[:, Lc - 1:] for t in (out.h, out.c, out.r, out.log_p_lo, out.log_p_mid,
-                                                         out.log_p_hi, out.U))), cfg_scale)
+        g = guide(out.positions(Lc - 1), cfg_scale)
         q = g.p_mid
         x = q.argmax(-1, keepdim=True)  # the device's (greedy) proposal
         ratio = (p.gather(-1, x) / q.gather(-1, x)).squeeze(-1)
