@@ -136,6 +136,97 @@ def scenarios_schema() -> None:
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
 
 
+TRAIN_WHAT = ("tokenizer", "cloud", "device", "classifier", "all")
+
+
+@app.command()
+@_friendly
+def train(
+    what: str = typer.Argument(..., help="tokenizer | cloud | device | classifier | all"),
+    out_dir: Path = typer.Option(Path("models/shapes-256"), "--out", help="Checkpoint folder."),
+    preset: str = typer.Option("shapes-256", help="Training preset (shapes-256, tiny)."),
+    device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
+    budget_min: Optional[float] = typer.Option(None, help="Wall-clock cap (minutes) for the GPT stages."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
+) -> None:
+    """Train the decision models (safetensors + JSON cards) and measure the card's targets."""
+    from ciarsim.errors import CiarsimError as _E  # noqa: PLC0415
+
+    if what not in TRAIN_WHAT:
+        raise _E(f"train: unknown model '{what}', expected one of {', '.join(TRAIN_WHAT)}")
+    import torch  # noqa: PLC0415
+
+    from ciarsim.nn import quality, train as tr  # noqa: PLC0415
+
+    if threads:
+        torch.set_num_threads(threads)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"), console=err,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, step: int, total: int, metrics: dict) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, info="")
+            info = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+            bar.update(tasks[stage], completed=step, total=total, info=info)
+
+        if what in ("classifier", "all"):
+            def cls_progress(step: int, loss: float) -> None:
+                progress("classifier", step, 3000, {"loss": float(loss)})
+
+            card = quality.build_default_classifier(path=out_dir / "classifier.safetensors",
+                                                    progress=cls_progress)
+            out.print(f"classifier: held-out accuracy {card.get('heldout_accuracy', card)}")
+        budget = 60 * budget_min if budget_min else None
+        if what == "tokenizer":
+            tr.train_tokenizer(out_dir, preset, device, progress)
+        elif what == "cloud":
+            tr.train_cloud(out_dir, preset, device, progress, budget)
+        elif what == "device":
+            tr.train_device(out_dir, preset, device, progress, budget)
+        elif what == "all":
+            tr.train_all(out_dir, preset, device, progress,
+                         cloud_budget_s=budget and 0.7 * budget,
+                         device_budget_s=budget and 0.3 * budget)  # fmt: skip
+    out.print(f"wrote checkpoints to {out_dir} (see {out_dir}/CARD.md)")
+
+
+def _ints(text: str, name: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        from ciarsim.errors import CiarsimError as _E  # noqa: PLC0415
+
+        raise _E(f"profile: --{name} must be a comma-separated list of positive integers, got '{text}'")
+    return values
+
+
+@app.command()
+@_friendly
+def profile(
+    model: str = typer.Option("shapes-256", help="GPT preset to time (shapes-256, tiny)."),
+    batch: str = typer.Option("1,8,64", help="Batch sizes, comma-separated."),
+    context: str = typer.Option("16,128", help="Tokens already in the KV cache."),
+    new_tokens: str = typer.Option("1,4,16", help="Tokens processed per step."),
+    device: str = typer.Option("cpu", help="torch device."),
+    repeats: int = typer.Option(5, help="Timed runs per point (median reported)."),
+    out_csv: Path = typer.Option(Path("profile.csv"), "--out", help="CSV to write."),
+) -> None:
+    """Measure real forward-step latency on this host; CSV in the shipped profile format."""
+    from ciarsim.nn.profile import profile_model  # noqa: PLC0415
+    from ciarsim.runner.store import write_table  # noqa: PLC0415
+
+    df = profile_model(model, _ints(batch, "batch"), _ints(context, "context"),
+                       _ints(new_tokens, "new-tokens"), device=device, repeats=repeats)  # fmt: skip
+    write_table(df, out_csv)
+    out.print(df.to_string(index=False))
+    out.print(f"wrote {out_csv}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

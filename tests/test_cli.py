@@ -63,3 +63,26 @@ def test_run_without_models_says_what_to_build(tmp_path):
 def test_missing_file(tmp_path):
     res = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
     assert res.exit_code == 2 and "nope.yaml" in res.output
+
+
+def test_profile_writes_a_profile_csv(tmp_path):
+    out_csv = tmp_path / "p.csv"
+    res = runner.invoke(app, ["profile", "--model", "tiny", "--batch", "1,2", "--context", "4",
+                              "--new-tokens", "1", "--repeats", "2", "--out", str(out_csv)])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    df = pd.read_csv(out_csv)
+    assert list(df.columns[:8]) == ["gpu", "model", "params_m", "batch", "context", "new_tokens",
+                                    "mode", "ms_median"]
+    assert len(df) == 2 and (df["ms_median"] > 0).all()
+
+
+def test_profile_rejects_bad_lists():
+    res = runner.invoke(app, ["profile", "--batch", "one"])
+    assert res.exit_code == 1 and "--batch" in res.output
+
+
+def test_train_rejects_unknown_model():
+    res = runner.invoke(app, ["train", "unet"])
+    assert res.exit_code == 1 and "tokenizer" in res.output
