@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 from ciarsim.sim.costs import CostModel
 
@@ -29,11 +30,11 @@ class CloudRequest:
     new_tokens: int
     context: int  # tokens (text prefix included) in the KV cache before the first decode step
     prefill: int  # text tokens prefilled in the first pass (0: none)
-    event: object  # SimPy event fired with this request when done
+    on_done: Callable[["CloudRequest"], None]  # called at the end of the request's last pass
     arrival_ms: float
     start_ms: float = -1.0  # admitted into the running batch
     end_ms: float = -1.0
-    done: int = 0  # steps completed
+    done: int = 0  # passes completed
 
     def current(self) -> tuple[int, int]:
         """(new_tokens, context) of the pass this request runs next."""
@@ -53,7 +54,9 @@ class CloudRequest:
 
 
 class CloudServer:
-    """The batching GPU server. ``submit`` returns an event whose value is the ``CloudRequest``."""
+    """The batching GPU server, driven by event callbacks (no SimPy process of its own): one
+    timeout per iteration, plus one zero-delay event to start a batch after an idle spell so
+    that requests arriving at the same instant share it."""
 
     def __init__(self, env, cost: CostModel, max_batch: int, text_tokens: int):
         self.env, self.cost = env, cost
@@ -61,24 +64,34 @@ class CloudServer:
         self.pending: deque[CloudRequest] = deque()
         self.running: list[CloudRequest] = []
         self.iterations = 0
-        self._wake = None
-        env.process(self._serve())
+        self._busy = False
 
     def submit(self, steps: int, new_tokens: int, context: int, prefill: bool = False):
         """Queue a request of ``steps`` passes of ``new_tokens`` tokens from ``context`` image
-        tokens, after a text-prefix prefill pass if ``prefill`` (and ``text_tokens`` > 0)."""
+        tokens, after a text-prefix prefill pass if ``prefill`` (and ``text_tokens`` > 0).
+        Returns an event that fires with the served ``CloudRequest``."""
+        event = self.env.event()
+        self.request(steps, new_tokens, context, prefill, event.succeed)
+        return event
+
+    def request(
+        self, steps: int, new_tokens: int, context: int, prefill: bool, on_done: Callable
+    ) -> CloudRequest:
+        """As ``submit``, but calls ``on_done(request)`` at completion instead of firing an
+        event (the world's fast path)."""
         pre = self.text_tokens if prefill else 0
         steps = steps + (1 if pre else 0)
-        req = CloudRequest(
-            steps, new_tokens, context + self.text_tokens, pre, self.env.event(), self.env.now
-        )
+        now = self.env.now
+        req = CloudRequest(steps, new_tokens, context + self.text_tokens, pre, on_done, now)
         if steps <= 0:  # nothing to compute: answer at once
-            req.start_ms = req.end_ms = self.env.now
-            return req.event.succeed(req)
+            req.start_ms = req.end_ms = now
+            on_done(req)
+            return req
         self.pending.append(req)
-        if self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
-        return req.event
+        if not self._busy:
+            self._busy = True
+            self.env.timeout(0).callbacks.append(self._iterate)
+        return req
 
     def _admit(self) -> None:
         now = self.env.now
@@ -97,24 +110,24 @@ class CloudServer:
             new, ctx = max(c[0] for c in cur), max(c[1] for c in cur)
         return self.cost.step_ms(new, ctx, len(run))
 
-    def _serve(self):
-        env = self.env
-        while True:
-            if not self.pending and not self.running:
-                self._wake = env.event()
-                yield self._wake
-            self._admit()
-            yield env.timeout(self._iteration_ms())
-            self.iterations += 1
-            self._advance(env.now)
+    def _iterate(self, _event=None) -> None:
+        """Start the next iteration, or go idle when nothing is waiting."""
+        self._admit()
+        if not self.running:
+            self._busy = False
+            return
+        self.env.timeout(self._iteration_ms()).callbacks.append(self._finish)
 
-    def _advance(self, now: float) -> None:
+    def _finish(self, _event) -> None:
+        self.iterations += 1
+        now = self.env.now
         still = []
         for r in self.running:
             r.done += 1
             if r.done == r.steps:
                 r.end_ms = now
-                r.event.succeed(r)
+                r.on_done(r)
             else:
                 still.append(r)
         self.running = still
+        self._iterate()

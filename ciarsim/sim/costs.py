@@ -331,7 +331,9 @@ class CostModel:
         if overrides is not None and overrides.model_dump(exclude_none=True):
             self._apply(overrides)
         self._cache: dict[tuple[int, int, int, int], StepCost] = {}
-        self._step_cache: dict[tuple[int, int, int], float] = {}
+        self._op_cache: dict[tuple[int, int, int, int], float] = {}
+        self._curves: dict[tuple[int, int], list[float]] = {}  # per-step totals by context
+        self._arrays: dict[tuple[int, int], np.ndarray] = {}  # the same, as arrays
 
     @classmethod
     def from_config(cls, cfg: CloudConfig | DeviceConfig, path: str) -> "CostModel":
@@ -373,11 +375,42 @@ class CostModel:
 
     def step_ms(self, new_tokens: int, context: int, batch: int) -> float:
         """Total time of one step (ms); the cloud scheduler's hot path."""
-        key = (new_tokens, context, batch)
-        hit = self._step_cache.get(key)
+        curve = self._curves.get((new_tokens, batch))
+        if curve is None or context >= len(curve):
+            curve = self._curve(new_tokens, batch, context + 1)
+        return curve[context]
+
+    def op_ms(self, op_steps: int, new_tokens: int, context: int, batch: int = 1) -> float:
+        """``cost(...).total_ms`` (ms), bit-identical, from cached per-step curves."""
+        key = (op_steps, new_tokens, context, batch)
+        hit = self._op_cache.get(key)
         if hit is None:
-            hit = self._step_cache[key] = self.cost(1, new_tokens, context, batch).total_ms
+            end = context + op_steps * new_tokens
+            self._curve(new_tokens, batch, end)
+            curve = self._arrays[(new_tokens, batch)]
+            hit = self._op_cache[key] = float(curve[context:end:new_tokens].sum())
         return hit
+
+    def _curve(self, new_tokens: int, batch: int, need: int) -> list[float]:
+        """Per-step totals for contexts 0..n-1 (n >= need, a power of two >= 1024)."""
+        key = (new_tokens, batch)
+        curve = self._curves.get(key)
+        if curve is not None and len(curve) >= need:
+            return curve
+        n = max(1024, 1 << (need - 1).bit_length())
+        arr = self._totals(new_tokens, np.arange(n, dtype=np.int64), batch)
+        self._arrays[key] = arr
+        curve = self._curves[key] = arr.tolist()
+        return curve
+
+    def _totals(self, new: int, ctx: np.ndarray, batch: int) -> np.ndarray:
+        """Per-step total ms at each context: measured where covered, else roofline."""
+        fixed, mem, comp, _, _ = self.roofline(new, ctx, batch)
+        total = fixed + np.maximum(mem, comp)
+        if self.table is not None and self.table.covers(new, batch):
+            meas = self.table.lookup(new, ctx, batch)
+            total = np.where(np.isnan(meas), total, meas)
+        return total
 
     def _price(self, steps: int, new: int, context: int, batch: int) -> StepCost:
         if steps < 1 or new < 1 or batch < 1 or context < 0:

@@ -30,9 +30,9 @@ class Device:
 
     def _price(self, steps: int, new_tokens: int, context: int, prefill: int) -> float:
         text = self.text_tokens
-        ms = self.cost.cost(1, text, 0, 1).total_ms if prefill and text else 0.0
+        ms = self.cost.op_ms(1, text, 0, 1) if prefill and text else 0.0
         if steps > 0:
-            ms += self.cost.cost(steps, new_tokens, context + text, 1).total_ms
+            ms += self.cost.op_ms(steps, new_tokens, context + text, 1)
         return ms
 
     def compute(self, env, steps: int, new_tokens: int, context: int, prefill: int = 0) -> Generator:

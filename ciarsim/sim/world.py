@@ -161,8 +161,7 @@ class World:
 
     def _replay(self, pos: int, phone: Phone):
         """Replay one image's ops on ``phone`` and record its row (orchestration: long, linear)."""
-        env, cloud, dev = self.env, self.cloud, phone.device
-        up, down = phone.uplink, phone.downlink
+        env, dev = self.env, phone.device
         keep, segs = self.recorder.keep_segments, self.recorder.segment_rows
         image, d = self._images[pos], dev.index
         t0 = env.now
@@ -177,9 +176,7 @@ class World:
                     segs.append((image, d, LANE_DEVICE, s, e, 0))
                 continue
             nb_up, nb_down = self._msg_bytes(op)
-            ru = yield from up.transfer(env, nb_up)
-            req = yield cloud.submit(op[1], op[2], op[3], op[4])
-            rd = yield from down.transfer(env, nb_down)
+            ru, req, rd = yield self._cloud_call(phone, op, nb_up, nb_down)
             calls += 1
             bytes_up += nb_up
             bytes_down += nb_down
@@ -199,6 +196,37 @@ class World:
             image, d, t0, env.now, env.now - t0, dev_ms, up_ms, down_ms, prop_ms, q_ms, c_ms,
             calls, bytes_up, bytes_down, verified, self._changed[pos], self._tokens,
         ))  # fmt: skip
+
+    def _cloud_call(self, phone: Phone, op: tuple, nb_up: int, nb_down: int) -> "_Later":
+        """Uplink -> cloud -> downlink for one OP_CLOUD row, chained by callbacks: one event
+        per message and per cloud iteration, one resumption of the image's process. The
+        returned event fires on the downlink's arrival with (uplink, cloud, downlink) records."""
+        env, cloud = self.env, self.cloud
+        ru = phone.uplink.plan(env.now, nb_up)
+        done = _Later(env)
+
+        def served(req) -> None:
+            rd = phone.downlink.plan(env.now, nb_down)
+            done.fire_after(rd.arrival_ms - env.now, (ru, req, rd))
+
+        def arrived(_event=None) -> None:
+            cloud.request(op[1], op[2], op[3], op[4], served)
+
+        delay = ru.arrival_ms - env.now
+        if delay > 0:
+            env.timeout(delay).callbacks.append(arrived)
+        else:
+            arrived()
+        return done
+
+
+class _Later(simpy.Event):
+    """An event its owner triggers to fire after a delay (how SimPy's ``Timeout`` is built)."""
+
+    def fire_after(self, delay: float, value) -> None:
+        self._ok = True
+        self._value = value
+        self.env.schedule(self, delay=delay)
 
 
 def _check_traces(traces: TraceSet, workload: WorkloadConfig) -> None:

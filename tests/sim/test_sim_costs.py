@@ -125,3 +125,25 @@ def test_a100_derivation_reproduces_the_published_vllm_step():
     total = sum(cm.cost(1, 1, c, 16).total_ms for c in range(120, 120 + 576))
     assert total / 576 == pytest.approx(4840 / 576, rel=0.01)
     assert math.isclose(cm.calibration.t_fixed_ms, 5.24)
+
+
+@pytest.mark.parametrize("hw, model", [("h100", "llamagen-xl"), ("snapdragon-8-gen-3", "ciar-device-xl")])
+def test_fast_paths_are_bit_identical_to_cost(hw, model):
+    cm = CostModel(model, hw, known_runtimes(hw)[0])
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        steps, new = int(rng.integers(1, 300)), int(rng.choice([1, 1, 2, 4, 7, 16, 40]))
+        ctx, batch = int(rng.integers(0, 1400)), int(rng.choice([1, 2, 8, 9]))
+        assert cm.op_ms(steps, new, ctx, batch) == cm.cost(steps, new, ctx, batch).total_ms
+        assert cm.step_ms(new, ctx, batch) == cm.cost(1, new, ctx, batch).total_ms
+
+
+def test_every_profile_prices_every_model():
+    for hw in known_hardware():
+        for rt in known_runtimes(hw):
+            for model in known_models():
+                cm = CostModel(model, hw, rt)
+                for steps, new, ctx, batch in [(1, 1, 0, 1), (30, 1, 1100, 1), (1, 128, 0, 16)]:
+                    c = cm.cost(steps, new, ctx, batch)
+                    assert math.isfinite(c.total_ms) and c.total_ms > 0, (hw, rt, model)
+                assert cm.calibration.status in {"FIT", "DERIVED", "ASSUMPTION"}

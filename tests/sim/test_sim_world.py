@@ -192,3 +192,17 @@ def test_bad_inputs_raise_errors_that_name_the_field(tmp_path):
     net = NetworkConfig(capacity="trace", uplink_trace=str(bad), downlink_trace=str(bad))
     with pytest.raises(TraceFormatError, match=r"^network\.uplink_trace: .*bad\.up: line 3"):
         _sim(_hand_trace(), network=net)
+
+
+def test_trace_network_is_rescaled_to_the_given_mean(tmp_path):
+    up, down = tmp_path / "up.csv", tmp_path / "down.csv"
+    up.write_text("t_ms,mbps\n0,1\n100,3\n")  # mean 2 Mbps
+    down.write_text("t_ms,mbps\n0,8\n")
+    net = NetworkConfig(capacity="trace", trace_format="canonical", uplink_trace=str(up),
+                        downlink_trace=str(down), uplink_mbps=20)  # fmt: skip
+    world = World(workload=WorkloadConfig(images=1, token_grid=2), models=EASY_MODELS,
+                  network=net, seed=0, replication=0, policy="p")  # fmt: skip
+    assert world.tables[0].mean_mbps == pytest.approx(20.0)
+    assert world.tables[1].mean_mbps == pytest.approx(8.0)
+    row = world.run(_hand_trace()).images.iloc[0]
+    np.testing.assert_allclose(row[list(BREAKDOWN_COLUMNS)].sum(), row.latency_ms, rtol=1e-9)
