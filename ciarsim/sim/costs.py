@@ -232,14 +232,7 @@ def fit_calibration(
     spec = hw.runtimes[runtime]
     ms, pts = _fit_points(spec, models)
     y = pts["ms_median"]
-    mem_ms = np.array(
-        [float(step_bytes(m, n, c, b)) for m, n, c, b in
-         zip(ms, pts["new_tokens"], pts["context"], pts["batch"])]
-    ) / (hw.mem_bw_gbps * 1e6)  # fmt: skip
-    comp_ms = np.array(
-        [float(step_flops(m, n, c, b)) for m, n, c, b in
-         zip(ms, pts["new_tokens"], pts["context"], pts["batch"])]
-    ) / (hw.peak_tflops * 1e9)  # fmt: skip
+    mem_ms, comp_ms = _peak_terms(hw, ms, pts)
     layers = np.array([m.layers for m in ms], dtype=float)
     bw_grid, f_grid = np.geomspace(0.01, 1.0, 160), np.geomspace(0.002, 1.0, 160)
     best = _grid_fit(y, mem_ms, comp_ms, layers, bw_grid, f_grid, per_layer)
@@ -253,6 +246,14 @@ def fit_calibration(
     cal = Calibration(t0, t1, eta_bw, eta_f, "FIT", why)
     report = FitReport(len(y), float(np.sqrt(np.mean(rel**2))), float(np.abs(rel).max()), models)
     return cal, report
+
+
+def _peak_terms(hw: Hardware, ms: list[NominalModel], pts: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Memory and compute time of each measured point at 100% of the peaks (ms, ms)."""
+    rows = list(zip(ms, pts["new_tokens"], pts["context"], pts["batch"]))
+    nbytes = np.array([float(step_bytes(m, n, c, b)) for m, n, c, b in rows])
+    flops = np.array([float(step_flops(m, n, c, b)) for m, n, c, b in rows])
+    return nbytes / (hw.mem_bw_gbps * 1e6), flops / (hw.peak_tflops * 1e9)
 
 
 def _grid_fit(y, mem_ms, comp_ms, layers, bw_grid, f_grid, per_layer):

@@ -35,7 +35,9 @@ class Device:
             ms += self.cost.op_ms(steps, new_tokens, context + text, 1)
         return ms
 
-    def compute(self, env, steps: int, new_tokens: int, context: int, prefill: int = 0) -> Generator:
+    def compute(
+        self, env, steps: int, new_tokens: int, context: int, prefill: int = 0
+    ) -> Generator:
         """SimPy process function: run one OP_DEVICE row; returns (start_ms, end_ms)."""
         start = max(env.now, self.busy_until)
         end = start + self.op_ms(steps, new_tokens, context, prefill)

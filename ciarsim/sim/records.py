@@ -8,8 +8,9 @@ recovery), ``rtt_wait_ms`` (propagation: one-way delay + jitter, both directions
 image's ops run one after another, so every millisecond of its life falls in exactly one of
 these lanes and they sum to ``latency_ms`` (contention shows up as queueing inside them).
 
-``messages``: one row per op segment (message or operation) for timelines (``SEGMENT_COLUMNS``), ``lane`` one of
-``LANES``; uplink/downlink segments span send to arrival (propagation included).
+``messages``: one row per op segment (message or operation) for timelines
+(``SEGMENT_COLUMNS``), ``lane`` one of ``LANES``; uplink/downlink segments span send to arrival
+(propagation included); a cloud_queue segment appears only where the wait was > 0.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Deterministic synthetic decode traces shaped like CIAR's, for tests and benchmarks.
 
 Per image: the cloud prefills the text and generates a prefix of ``prefix`` tokens (prompt
-uploaded), the device prefills the text and the prefix tokens, then generates the rest token by token; at ``calls`` uncertain
-positions (drawn without replacement from ``default_rng([seed, image])``) it uploads the tokens
-and interval features accepted since the last sync plus the uncertain token, and the cloud
-verifies them in ONE pass of ``run + 1`` tokens and sends one token back, replacing it with
-probability ``changed_frac``. Not a model's output: a stand-in with the right op structure.
+uploaded); the device prefills the text and the prefix tokens, then generates the rest token by
+token; at ``calls`` uncertain positions (drawn without replacement from
+``default_rng([seed, image])``) it uploads the tokens and interval features accepted since the
+last sync plus the uncertain token, and the cloud verifies them in ONE pass of ``run + 1``
+tokens and sends one token back, replacing it with probability ``changed_frac``. Not a model's
+output: a stand-in with the right op structure.
 """
 
 from __future__ import annotations

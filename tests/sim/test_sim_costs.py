@@ -16,7 +16,8 @@ from ciarsim.sim.nominal import NOMINAL_MODELS
 
 
 def _rows(gpu: str) -> list[dict]:
-    path = resources.files("ciarsim").joinpath("data", "gpu_profiles", f"{gpu}_llamagen_step_latency.csv")
+    name = f"{gpu}_llamagen_step_latency.csv"
+    path = resources.files("ciarsim").joinpath("data", "gpu_profiles", name)
     with path.open() as f:
         return list(csv.DictReader(f))
 
@@ -114,7 +115,7 @@ def test_names_are_checked_with_the_dotted_field():
         validate_names(ModelsConfig(cloud=CloudConfig(hardware="foo")))
     with pytest.raises(ScenarioError, match=r"^models\.device\.model: unknown nominal model"):
         validate_names(ModelsConfig(device=DeviceConfig(model="gpt-5")))
-    with pytest.raises(ScenarioError, match=r"models\.device\.runtime: unknown runtime 'tpu'.*'npu'"):
+    with pytest.raises(ScenarioError, match=r"device\.runtime: unknown runtime 'tpu'.*'npu'"):
         validate_names(ModelsConfig(device=DeviceConfig(runtime="tpu")))
     validate_names(ModelsConfig())
     assert "llamagen-xl" in known_models() and "h100" in known_hardware()
@@ -127,7 +128,9 @@ def test_a100_derivation_reproduces_the_published_vllm_step():
     assert math.isclose(cm.calibration.t_fixed_ms, 5.24)
 
 
-@pytest.mark.parametrize("hw, model", [("h100", "llamagen-xl"), ("snapdragon-8-gen-3", "ciar-device-xl")])
+@pytest.mark.parametrize(
+    "hw, model", [("h100", "llamagen-xl"), ("snapdragon-8-gen-3", "ciar-device-xl")]
+)
 def test_fast_paths_are_bit_identical_to_cost(hw, model):
     cm = CostModel(model, hw, known_runtimes(hw)[0])
     rng = np.random.default_rng(0)

@@ -127,8 +127,10 @@ messages = st.lists(st.tuples(st.floats(0, 50), st.integers(0, 200_000)), min_si
 @given(caps, messages, st.floats(0, 0.3), st.floats(0, 20), st.integers(0, 2**32 - 1))
 def test_causality_and_fifo(kind, msgs, loss, jitter, seed):
     cap = ConstantCapacity(5.0) if kind == "constant" else _trace_cap(5.0, 30.0)
-    link = _link(cap, loss_rate=loss, jitter_ms=jitter, jitter_dist="halfnormal",
-                 jitter_rng=np.random.default_rng(seed), loss_rng=np.random.default_rng(seed + 1))  # fmt: skip
+    link = _link(
+        cap, loss_rate=loss, jitter_ms=jitter, jitter_dist="halfnormal",
+        jitter_rng=np.random.default_rng(seed), loss_rng=np.random.default_rng(seed + 1),
+    )  # fmt: skip
     now, last = 0.0, -1.0
     for gap, nbytes in msgs:
         now += gap

@@ -109,8 +109,10 @@ def test_breakdown_sums_to_latency(name):
 
 @pytest.mark.skipif(not (MAHIMAHI / "TMobile-LTE-short.up").exists(), reason="shared traces absent")
 def test_mahimahi_trace_network_with_per_device_offsets():
-    net = NetworkConfig(capacity="trace", uplink_trace=str(MAHIMAHI / "TMobile-LTE-short.up"),
-                        downlink_trace=str(MAHIMAHI / "TMobile-LTE-short.down"), rtt_ms=60)  # fmt: skip
+    net = NetworkConfig(
+        capacity="trace", uplink_trace=str(MAHIMAHI / "TMobile-LTE-short.up"),
+        downlink_trace=str(MAHIMAHI / "TMobile-LTE-short.down"), rtt_ms=60,
+    )  # fmt: skip
     traces = ciar_like_traces(4, tokens=64, prefix=4, calls=20)
     wl = WorkloadConfig(images=4, token_grid=8, arrival=ArrivalConfig(devices=4))
     rec = _sim(traces, workload=wl, network=net)
@@ -170,14 +172,16 @@ def test_cloud_contention_shows_up_as_queueing():
 def test_message_bytes_by_hand():
     p = PayloadConfig()
     assert message_bytes(p, XL, header_bytes=64, tokens=10, features=3) == 64 + 18 + 3 * 2560
-    assert message_bytes(PayloadConfig(feature_dtype="int8"), XL, header_bytes=0, features=2) == 2 * 1282
+    int8 = PayloadConfig(feature_dtype="int8")
+    assert message_bytes(int8, XL, header_bytes=0, features=2) == 2 * (1280 + 2)
     assert message_bytes(p, XL, header_bytes=0, dists=1) == 16384 * 2
     assert message_bytes(PayloadConfig(token_bits=16, feature_dim=64), XL, header_bytes=0,
                          tokens=3, features=1, prompt_bytes=100) == 6 + 128 + 100  # fmt: skip
 
 
 def test_segments_use_the_lane_names():
-    rec = _sim(ciar_like_traces(1, tokens=16, prefix=2, calls=4), workload=WorkloadConfig(images=1, token_grid=4))
+    traces = ciar_like_traces(1, tokens=16, prefix=2, calls=4)
+    rec = _sim(traces, workload=WorkloadConfig(images=1, token_grid=4))
     assert list(rec.messages.lane.cat.categories) == list(LANES)
     assert (rec.messages.end_ms >= rec.messages.start_ms).all()
 
