@@ -91,6 +91,7 @@ class CloudConfig(Frozen):
     runtime: str = "cudagraph"
     max_batch: Annotated[int, Field(ge=1, le=1024)] = 8
     text_tokens: Annotated[int, Field(ge=0)] = 120
+    cfg_rows: Annotated[int, Field(ge=1, le=2)] = 2
     overrides: HardwareOverrides = HardwareOverrides()
 
 
@@ -101,6 +102,7 @@ class DeviceConfig(Frozen):
     hardware: str = "snapdragon-8-gen-3"
     runtime: str = "npu"
     text_tokens: Annotated[int, Field(ge=0)] = 120
+    cfg_rows: Annotated[int, Field(ge=1, le=2)] = 2
     overrides: HardwareOverrides = HardwareOverrides()
 
 

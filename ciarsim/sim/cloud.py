@@ -58,9 +58,10 @@ class CloudServer:
     timeout per iteration, plus one zero-delay event to start a batch after an idle spell so
     that requests arriving at the same instant share it."""
 
-    def __init__(self, env, cost: CostModel, max_batch: int, text_tokens: int):
+    def __init__(self, env, cost: CostModel, max_batch: int, text_tokens: int, rows: int = 1):
         self.env, self.cost = env, cost
         self.max_batch, self.text_tokens = max_batch, text_tokens
+        self.rows = rows  # sequences per request per step (2 with classifier-free guidance)
         self.pending: deque[CloudRequest] = deque()
         self.running: list[CloudRequest] = []
         self.iterations = 0
@@ -108,7 +109,7 @@ class CloudServer:
         else:
             cur = [r.current() for r in run]
             new, ctx = max(c[0] for c in cur), max(c[1] for c in cur)
-        return self.cost.step_ms(new, ctx, len(run))
+        return self.cost.step_ms(new, ctx, len(run) * self.rows)
 
     def _iterate(self, _event=None) -> None:
         """Start the next iteration, or go idle when nothing is waiting."""

@@ -14,8 +14,8 @@ from ciarsim.sim.costs import CostModel
 class Device:
     """Compute of one device. ``busy_until`` makes overlapping requests queue FIFO."""
 
-    def __init__(self, index: int, cost: CostModel, text_tokens: int):
-        self.index, self.cost, self.text_tokens = index, cost, text_tokens
+    def __init__(self, index: int, cost: CostModel, text_tokens: int, rows: int = 1):
+        self.index, self.cost, self.text_tokens, self.rows = index, cost, text_tokens, rows
         self.busy_until = 0.0
         self._ms: dict[tuple[int, int, int, int], float] = {}
 
@@ -30,9 +30,9 @@ class Device:
 
     def _price(self, steps: int, new_tokens: int, context: int, prefill: int) -> float:
         text = self.text_tokens
-        ms = self.cost.op_ms(1, text, 0, 1) if prefill and text else 0.0
+        ms = self.cost.op_ms(1, text, 0, self.rows) if prefill and text else 0.0
         if steps > 0:
-            ms += self.cost.op_ms(steps, new_tokens, context + text, 1)
+            ms += self.cost.op_ms(steps, new_tokens, context + text, self.rows)
         return ms
 
     def compute(

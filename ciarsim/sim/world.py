@@ -71,7 +71,8 @@ class World:
         cloud_cost = CostModel.from_config(models.cloud, "models.cloud")
         self.device_cost = CostModel.from_config(models.device, "models.device")
         self.cloud = CloudServer(
-            self.env, cloud_cost, models.cloud.max_batch, models.cloud.text_tokens
+            self.env, cloud_cost, models.cloud.max_batch, models.cloud.text_tokens,
+            models.cloud.cfg_rows,
         )
         self.sizer = PayloadSizer(
             models.payload, cloud_cost.model, network.message_header_bytes, workload.prompt_bytes
@@ -91,7 +92,9 @@ class World:
         """Phone ``index``, created on first use."""
         p = self.phones.get(index)
         if p is None:
-            dev = Device(index, self.device_cost, self.models.device.text_tokens)
+            dev = Device(
+                index, self.device_cost, self.models.device.text_tokens, self.models.device.cfg_rows
+            )
             p = Phone(dev, self._link("uplink", index), self._link("downlink", index))
             self.phones[index] = p
         return p

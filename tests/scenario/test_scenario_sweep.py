@@ -64,7 +64,7 @@ def test_keys_are_pinned():
     assert expand(parse_scenario(BASE))[0].key == PINNED_BASE_KEY
 
 
-PINNED_BASE_KEY = "e8237a5252fa2b6a"  # cfg_scale default 1.0 -> 3.0
+PINNED_BASE_KEY = "5c4364df6001b198"  # cfg_scale 3.0, cfg_rows added
 
 
 def test_keys_ignore_presentation_and_replications():

@@ -25,11 +25,12 @@ XL = NOMINAL_MODELS["llamagen-xl"]
 
 # a device whose step is 2 + (context + 1) * 5120 / 124518400 ms (weights stream in 1 ms)
 EASY_DEVICE = DeviceConfig(
-    model="ciar-device-xl", hardware="snapdragon-8-gen-3", runtime="npu", text_tokens=0,
+    model="ciar-device-xl", hardware="snapdragon-8-gen-3", runtime="npu", text_tokens=0, cfg_rows=1,
     overrides=HardwareOverrides(mem_bw_gbps=124.5184, peak_tflops=1e6, t_fixed_ms=1.0,
                                 eta_bw=1.0, eta_f=1.0),
 )  # fmt: skip
-EASY_MODELS = ModelsConfig(cloud=CloudConfig(runtime="eager", text_tokens=128), device=EASY_DEVICE)
+EASY_MODELS = ModelsConfig(cloud=CloudConfig(runtime="eager", text_tokens=128, cfg_rows=1),
+                           device=EASY_DEVICE)
 W = 124518400  # weight bytes streamed per device step
 NET_8MBPS = NetworkConfig(capacity="constant", uplink_mbps=8, downlink_mbps=8, rtt_ms=20)
 
@@ -162,7 +163,7 @@ def test_poisson_arrivals_each_on_its_own_phone():
 
 def test_cloud_contention_shows_up_as_queueing():
     traces = ciar_like_traces(4, tokens=16, prefix=2, calls=4)
-    models = ModelsConfig(cloud=CloudConfig(max_batch=1))
+    models = ModelsConfig(cloud=CloudConfig(max_batch=1, cfg_rows=1))
     wl = WorkloadConfig(images=4, token_grid=4, arrival=ArrivalConfig(devices=4))
     df = _sim(traces, workload=wl, models=models).images
     assert (df.cloud_queue_ms > 0).sum() == 3  # the four prefixes arrive together
@@ -210,3 +211,14 @@ def test_trace_network_is_rescaled_to_the_given_mean(tmp_path):
     assert world.tables[1].mean_mbps == pytest.approx(8.0)
     row = world.run(_hand_trace()).images.iloc[0]
     np.testing.assert_allclose(row[list(BREAKDOWN_COLUMNS)].sum(), row.latency_ms, rtol=1e-9)
+
+
+def test_guidance_rows_make_every_step_costlier():
+    """CFG runs a conditional and an unconditional row per image: batch 2 instead of 1."""
+    one = ModelsConfig(cloud=CloudConfig(cfg_rows=1), device=EASY_DEVICE)
+    two = ModelsConfig(cloud=CloudConfig(cfg_rows=2),
+                       device=EASY_DEVICE.model_copy(update={"cfg_rows": 2}))
+    a = _sim(_hand_trace(), models=one).images.iloc[0]
+    b = _sim(_hand_trace(), models=two).images.iloc[0]
+    assert b["cloud_compute_ms"] > a["cloud_compute_ms"]
+    assert b["device_compute_ms"] > a["device_compute_ms"]
