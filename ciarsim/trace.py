@@ -113,6 +113,13 @@ class ImageTrace:
         """Number of request/response exchanges with the cloud."""
         return int(np.count_nonzero(self.ops["kind"] == OP_CLOUD))
 
+    @property
+    def cloud_passes(self) -> int:
+        """Sequential cloud forward passes (text prefill included): the paper's "cloud calls",
+        for which cloud-only decoding of T tokens counts T."""
+        cloud = self.ops[self.ops["kind"] == OP_CLOUD]
+        return int(cloud["steps"].sum() + cloud["prompt_up"].sum())
+
 
 @dataclass(frozen=True)
 class TraceSet:

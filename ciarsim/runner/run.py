@@ -166,7 +166,10 @@ def run_scenario(
 
 
 def _with_quality(df: pd.DataFrame, traces: TraceSet) -> pd.DataFrame:
-    """Add the decision layer's image-quality scores (per image, and the set's FD) to ``df``."""
+    """Add decision-layer columns to ``df``: cloud forward passes per image and, when the trace
+    carries them, image-quality scores (per image, and the set's FD)."""
+    passes = {int(traces.images[i]): traces.image(i).cloud_passes for i in range(len(traces))}
+    df["cloud_passes"] = df["image"].map(passes).astype("int64")
     q = traces.meta.get("quality")
     if not q:
         return df

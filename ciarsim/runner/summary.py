@@ -4,7 +4,9 @@ Reads the per-image results table (one row per image per point per replication) 
 per (point, policy). Speed-up and call reduction compare policies at the same sweep point:
 ``speedup_vs_base = mean latency of base / mean latency of the policy``;
 ``cloud_calls_reduction_vs_sd = 1 - mean calls of the policy / mean calls of sd``. Quality comes
-from the decision layer: mean caption consistency of the images and the FD of the policy's image
+from the decision layer. Two notions of "cloud calls": ``cloud_calls_mean`` counts network round
+trips; ``cloud_calls_pct`` is the paper's metric, the cloud's sequential forward passes as a
+percentage of base's (cloud-only decoding = 100%). Quality comes from the decision layer: mean caption consistency of the images and the FD of the policy's image
 set against the real held-out images of the same prompts. Where the
 reference policy is not in the scenario the column is empty (NaN), never guessed.
 """
@@ -24,6 +26,8 @@ SUMMARY_COLUMNS = [
     "speedup_vs_base",
     "cloud_calls_mean",
     "cloud_calls_reduction_vs_sd",
+    "cloud_passes_mean",
+    "cloud_calls_pct",
     "bytes_up_mean",
     "bytes_down_mean",
     "caption_consistency",
@@ -41,6 +45,7 @@ def summarize(images: pd.DataFrame) -> pd.DataFrame:
         latency_p50_ms=("latency_ms", lambda s: float(np.percentile(s, 50))),
         latency_p95_ms=("latency_ms", lambda s: float(np.percentile(s, 95))),
         cloud_calls_mean=("cloud_calls", "mean"),
+        cloud_passes_mean=("cloud_passes", "mean"),
         bytes_up_mean=("bytes_up", "mean"),
         bytes_down_mean=("bytes_down", "mean"),
     ).reset_index()
@@ -48,6 +53,7 @@ def summarize(images: pd.DataFrame) -> pd.DataFrame:
         out[col] = grouped[col].agg(how).to_numpy() if col in images else np.nan
     out["speedup_vs_base"] = _ratio_to(out, "base", "latency_mean_ms", invert=True)
     out["cloud_calls_reduction_vs_sd"] = 1.0 - _ratio_to(out, "sd", "cloud_calls_mean")
+    out["cloud_calls_pct"] = 100.0 * _ratio_to(out, "base", "cloud_passes_mean")
     return out[SUMMARY_COLUMNS]
 
 

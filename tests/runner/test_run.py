@@ -56,6 +56,9 @@ def test_run_writes_results_with_the_documented_columns(tmp_path):
         assert (tmp_path / "out" / name).exists(), name
     summary = out.summary.set_index(["point", "policy"])
     assert (summary.xs("base", level="policy")["speedup_vs_base"] == 1.0).all()
+    assert (summary.xs("base", level="policy")["cloud_calls_pct"] == 100.0).all()
+    assert (summary.xs("device_only", level="policy")["cloud_calls_pct"] == 0.0).all()
+    assert (df[df.policy == "base"]["cloud_passes"] == 16).all()  # T passes for T tokens
     # base pays the round trip: a longer RTT makes it slower, device_only does not care
     base = df[df.policy == "base"].groupby("point_index")["latency_ms"].mean()
     dev = df[df.policy == "device_only"].groupby("point_index")["latency_ms"].mean()
