@@ -41,6 +41,9 @@ class TrainPreset:
     vq_steps: int = 3000
     vq_batch: int = 32
     vq_lr: float = 2e-3
+    vq_dec_steps: int = 1500  # decoder-only fine-tuning after the main phase (codes unchanged)
+    vq_dec_lr: float = 5e-4
+    vq_dec_share: float = 0.5  # decoder-phase time budget = this x the tokenizer budget (extra)
     gpt_steps: int = 2200
     gpt_batch: int = 8
     gpt_lr: float = 1e-3
@@ -57,7 +60,7 @@ class TrainPreset:
 
 
 TRAIN_PRESETS = {
-    "tiny": TrainPreset(vq="tiny", gpt="tiny", n_train=64, vq_steps=6, vq_batch=8, gpt_steps=4,
+    "tiny": TrainPreset(vq="tiny", gpt="tiny", n_train=64, vq_steps=6, vq_dec_steps=3, vq_batch=8, gpt_steps=4,
                         gpt_batch=4, dev_steps=4, dev_batch=4, n_eval_images=16, n_eval_prompts=8),
     "shapes-256": TrainPreset(),
 }
@@ -145,6 +148,42 @@ def train_tokenizer(out_dir, preset: str = "shapes-256", device: str = "cpu",
         "training": {"steps": step, "planned_steps": p.vq_steps, "time_budget_s": time_budget_s,
                      "final_mse": round(rec.item(), 5), "batch": p.vq_batch, "lr": p.vq_lr, "seconds": round(train_s, 1),
                      "device": device}})
+    if p.vq_dec_steps > 0:
+        return finetune_decoder(out_dir, preset, device, progress, time_budget_s and time_budget_s * p.vq_dec_share)
+    model, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
+    metrics = eval_tokenizer(model, p.n_eval_images, device)
+    _report(progress, "tokenizer", p.vq_steps, p.vq_steps, metrics)
+    return ck.update_card(out_dir, "tokenizer", metrics=metrics)
+
+
+def finetune_decoder(out_dir, preset: str = "shapes-256", device: str = "cpu",
+                     progress: Progress | None = None, time_budget_s: float | None = None) -> dict:
+    """Second tokenizer phase: train the decoder alone (encoder and codebook frozen, so every
+    image's codes are unchanged and a cloud trained on them stays valid); re-save and measure."""
+    p, t0 = get_preset(preset), time.time()
+    model, card = ck.load_checkpoint(out_dir, "tokenizer", device)
+    model.train()
+    gen = torch.Generator().manual_seed(p.seed + 10)
+    images = torch.from_numpy(make_dataset(p.n_train, TRAIN_SEED).images)
+    opt = torch.optim.AdamW(model.decoder.parameters(), lr=p.vq_dec_lr, weight_decay=0.0, betas=(0.9, 0.99))
+    sched, step = Schedule(p.vq_dec_steps, p.vq_dec_lr, time_budget_s, warmup=20), 0
+    while not sched.done(step):
+        x = images[_batch_idx(gen, p.n_train, p.vq_batch)].to(device)
+        with torch.no_grad():
+            zq = model.quantize(model.encoder(to_float(x)))[0]
+        _set_lr(opt, sched.lr(step))
+        loss = F.mse_loss(model.decoder(zq), to_float(x))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            _report(progress, "tokenizer-decoder", step, p.vq_dec_steps, {"mse": loss.item()})
+        step += 1
+    training = dict(card.get("training", {}))
+    training["decoder_finetune"] = {"steps": step, "planned_steps": p.vq_dec_steps, "lr": p.vq_dec_lr,
+                                    "time_budget_s": time_budget_s, "seconds": round(time.time() - t0, 1),
+                                    "final_mse": round(loss.item(), 5), "frozen": "encoder, codebook"}
+    ck.save_checkpoint(model, out_dir, "tokenizer", {"data": card.get("data", {}), "training": training})
     model, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
     metrics = eval_tokenizer(model, p.n_eval_images, device)
     _report(progress, "tokenizer", p.vq_steps, p.vq_steps, metrics)
@@ -447,7 +486,7 @@ def train_all(out_dir, preset: str = "shapes-256", device: str = "cpu", progress
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ciarsim.nn.train")
-    ap.add_argument("what", choices=["tokenizer", "cloud", "device", "all", "evaluate"])
+    ap.add_argument("what", choices=["tokenizer", "tokenizer-decoder", "cloud", "device", "all", "evaluate"])
     ap.add_argument("--out", default=str(ck.DEFAULT_DIR))
     ap.add_argument("--preset", default="shapes-256")
     ap.add_argument("--device", default="cpu")
@@ -461,10 +500,10 @@ def main(argv=None) -> None:
         txt = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items())
         print(f"[{time.strftime('%H:%M:%S')}] {stage} {step}/{total} {txt}", flush=True)
 
-    fn = {"tokenizer": train_tokenizer, "cloud": train_cloud, "device": train_device, "all": train_all,
+    fn = {"tokenizer": train_tokenizer, "tokenizer-decoder": finetune_decoder, "cloud": train_cloud, "device": train_device, "all": train_all,
           "evaluate": evaluate_models}[a.what]
     kw = {}
-    if a.what in ("tokenizer", "cloud", "device") and a.budget_min:
+    if a.what in ("tokenizer", "tokenizer-decoder", "cloud", "device") and a.budget_min:
         kw["time_budget_s"] = 60 * a.budget_min
     if a.what == "all" and a.budget_min:
         kw = {"cloud_budget_s": 60 * a.budget_min * 0.7, "device_budget_s": 60 * a.budget_min * 0.3}
