@@ -282,6 +282,21 @@ class Scenario(Frozen):
         BasePolicy(name="base")
     ]
     sweep: dict[str, list[Union[int, float, str, bool, None]]] = {}
+    zip: list[dict[str, list[Union[int, float, str, bool, None]]]] = []
+
+    @model_validator(mode="after")
+    def _zip_groups(self) -> "Scenario":
+        seen = set(self.sweep)
+        for i, group in enumerate(self.zip):
+            lengths = {path: len(values) for path, values in group.items()}
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"zip[{i}]: the lists of a group move together and must have "
+                                 f"equal lengths, got {lengths}")
+            for path in group:
+                if path in seen:
+                    raise ValueError(f"zip[{i}]: '{path}' is swept twice")
+                seen.add(path)
+        return self
 
     @model_validator(mode="after")
     def _unique_policy_labels(self) -> "Scenario":

@@ -1,8 +1,10 @@
 """Sweep expansion: a scenario's ``sweep:`` grid -> resolved, validated, keyed points.
 
-``sweep:`` maps dotted field paths to lists of values. The points are the grid product, in a fixed
-order: the first key varies slowest (keys in file order, values in list order), like nested loops
-written top to bottom. Each point carries the fully resolved scenario (values applied, ``sweep``
+``sweep:`` maps dotted field paths to lists of values. ``zip:`` is a list of groups, each mapping
+paths to equal-length lists that move together (value i of every path in the group at once). The
+points are the product of the sweep keys and the zip groups, in a fixed order: the first sweep key
+varies slowest (keys in file order, then zip groups in order; values in list order), like nested
+loops written top to bottom. Each point carries the fully resolved scenario (values applied, ``sweep``
 emptied) and a key: the first 16 hex digits of the SHA-256 of the canonical JSON of that scenario
 without the fields that do not change a result (``KEY_EXCLUDES``). The same point gets the same key
 in every run and on every machine, so finished results can be found again and re-runs do only what
@@ -75,15 +77,21 @@ def expand(
     prefix = f"{source}: " if source else ""
     sweep_lines = sweep_lines or {}
     base = scenario.model_dump(mode="json")
-    base["sweep"] = {}
-    paths = list(scenario.sweep)
+    base["sweep"], base["zip"] = {}, []
+    axes = [[path] for path in scenario.sweep] + [list(group) for group in scenario.zip]
+    values_of = dict(scenario.sweep)
+    for group in scenario.zip:
+        values_of.update(group)
+    paths = [path for axis in axes for path in axis]
     locs = [_locate(base, path, prefix, sweep_lines.get(path)) for path in paths]
-    grid = [scenario.sweep[path] for path in paths]
-    _check_size(paths, grid, prefix)
+    grid = [values_of[path] for path in paths]
+    _check_size([axis[0] for axis in axes], [values_of[axis[0]] for axis in axes], prefix)
     points: list[Point] = []
     errors: list[str] = []
     seen: dict[str, Point] = {}
-    for index, picks in enumerate(itertools.product(*(range(len(v)) for v in grid))):
+    sizes = [len(values_of[axis[0]]) for axis in axes]
+    for index, axis_picks in enumerate(itertools.product(*(range(n) for n in sizes))):
+        picks = [i for axis, i in zip(axes, axis_picks) for _ in axis]
         params = {path: values[i] for path, values, i in zip(paths, grid, picks)}
         data = copy.deepcopy(base)
         for loc, value in zip(locs, params.values()):

@@ -64,7 +64,7 @@ def test_keys_are_pinned():
     assert expand(parse_scenario(BASE))[0].key == PINNED_BASE_KEY
 
 
-PINNED_BASE_KEY = "5c4364df6001b198"  # cfg_scale 3.0, cfg_rows added
+PINNED_BASE_KEY = "b675f54543d58c40"  # zip field added
 
 
 def test_keys_ignore_presentation_and_replications():
@@ -152,3 +152,29 @@ def test_replication_seeds_are_stable_distinct_and_bounded():
 
 
 PINNED_SEED = 7011923036508619336
+
+
+ZIPPED = """
+policies: [{name: ciar}, {name: gated, signal: entropy}]
+sweep: {network.rtt_ms: [10, 20]}
+zip:
+  - {policies.ciar.tau: [0.1, 0.2, 0.3], policies.gated-entropy.tau: [1.0, 2.0, 3.0]}
+"""
+
+
+def test_zip_groups_move_together_and_combine_with_the_grid():
+    points = expand(parse_scenario(ZIPPED))
+    assert len(points) == 2 * 3
+    got = [(p.params["network.rtt_ms"], p.params["policies.ciar.tau"],
+            p.params["policies.gated-entropy.tau"]) for p in points]
+    assert got[:3] == [(10, 0.1, 1.0), (10, 0.2, 2.0), (10, 0.3, 3.0)]
+    assert points[4].scenario.policies[1].tau == 2.0 and points[4].scenario.network.rtt_ms == 20
+
+
+def test_zip_lists_must_have_equal_lengths():
+    import pytest
+
+    from ciarsim.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="equal lengths"):
+        parse_scenario(ZIPPED.replace("[1.0, 2.0, 3.0]", "[1.0, 2.0]"))
