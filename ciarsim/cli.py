@@ -227,6 +227,33 @@ def profile(
     out.print(f"wrote {out_csv}")
 
 
+@app.command()
+@_friendly
+def thresholds(
+    send_rates: str = typer.Option("0.1,0.2,0.3,0.45,0.6", help="Shares of device tokens to send."),
+    signals: str = typer.Option("random,entropy,max_prob,topk_set,uhlm,interval", help="Gate signals."),
+    images: int = typer.Option(32, help="Held-out prompts to calibrate on."),
+    rho: float = typer.Option(0.06, help="Cloud prefix share (as in the policies)."),
+    checkpoints: Path = typer.Option(Path("models/shapes-256"), help="Decision models."),
+    seed: int = typer.Option(0, help="Decision seed."),
+) -> None:
+    """Print a scenario `zip:` group with each signal's tau at equal cloud-call budgets."""
+    import yaml  # noqa: PLC0415
+
+    from ciarsim.policies.calibrate import signal_thresholds  # noqa: PLC0415
+    from ciarsim.scenario.schema import ModelsConfig, WorkloadConfig  # noqa: PLC0415
+
+    rates = [float(x) for x in send_rates.split(",")]
+    names = [x.strip() for x in signals.split(",") if x.strip()]
+    taus = signal_thresholds(names, rates, WorkloadConfig(images=images),
+                             ModelsConfig(checkpoints=str(checkpoints)), seed, rho=rho)  # fmt: skip
+    group = {f"policies.gated-{name}.tau": [round(t, 6) for t in taus[name]] for name in names}
+    if "interval" in taus:
+        group["policies.ciar.tau"] = group["policies.gated-interval.tau"]
+    out.print(f"# send rates {rates} on {images} held-out prompts, seed {seed}", highlight=False)
+    sys.stdout.write(yaml.safe_dump({"zip": [group]}, sort_keys=False))
+
+
 def main() -> None:  # pragma: no cover
     app()
 

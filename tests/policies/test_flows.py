@@ -137,3 +137,17 @@ def test_traces_are_deterministic_and_batch_independent(tiny_models):
     assert np.array_equal(alone.image(0).ops, a.image(3).ops)
     c = decode(ciar, p, tiny_models, seed=1)
     assert not np.array_equal(c.tokens, a.tokens)
+
+
+def test_calibrated_thresholds_hit_the_send_rate(tiny_models):
+    from ciarsim.policies.calibrate import signal_thresholds
+
+    wl = WorkloadConfig(images=16, token_grid=4)
+    taus = signal_thresholds(["entropy", "interval"], [0.2, 0.5], wl, MODELS, 0, rho=0.0,
+                             models=tiny_models)
+    for signal, (t20, t50) in taus.items():
+        assert t20 >= t50
+        ts = decode(gated, GatedPolicy(name="gated", signal=signal, tau=t50, rho=0.0), tiny_models,
+                    workload=wl)
+        share = (ts.source != SOURCE_DEVICE_KEPT).mean()
+        assert 0.3 < share < 0.7, (signal, share)
