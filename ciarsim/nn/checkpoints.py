@@ -68,6 +68,7 @@ def save_checkpoint(model: torch.nn.Module, out_dir: Path, kind: str, card: dict
     tensors = {k: v.detach().to(STORE_DTYPE).contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = weights.with_suffix(".safetensors.tmp")
     save_file(tensors, str(tmp), metadata={"kind": kind})
+    tmp.chmod(0o644)
     tmp.replace(weights)
     card = {"kind": kind, **card, "config": model.cfg.to_dict(), "weights": weights.name,
             "sha256": sha256_file(weights), "dtype": str(STORE_DTYPE).replace("torch.", ""),
