@@ -137,6 +137,8 @@ class TraceSet:
     u: np.ndarray  # (N, T) float32
     source: np.ndarray  # (N, T) uint8
     meta: dict[str, Any] = field(default_factory=dict)
+    # Optional decoded images (N, H, W, 3) uint8 for reports; not part of the trace's identity.
+    preview: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -200,6 +202,7 @@ class TraceSet:
                 u=self.u,
                 source=self.source,
                 meta=np.array(json.dumps(self.meta, sort_keys=True)),
+                **({} if self.preview is None else {"preview": self.preview}),
             )
         os.replace(tmp, path)
 
@@ -222,6 +225,7 @@ class TraceSet:
                     u=z["u"],
                     source=z["source"],
                     meta=json.loads(str(z["meta"])),
+                    preview=z["preview"] if "preview" in z.files else None,
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise TraceFormatError(f"{path}: not a readable ciarsim trace set ({exc})") from exc

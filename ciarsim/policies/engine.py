@@ -164,4 +164,6 @@ def attach_quality(ts: TraceSet, prompts: Prompts, models) -> TraceSet:
         "caption_consistency": [round(float(x), 6) for x in per_image],
         "fd": round(float(fd.fd), 6), "fd_n_gen": fd.n_gen, "fd_n_ref": fd.n_ref,
     }  # fmt: skip
-    return TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source, meta)
+    meta["captions"] = list(prompts.captions)
+    return TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source, meta,
+                    preview=np.ascontiguousarray(imgs.astype(np.uint8)))

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Protocol
 
+import numpy as np
 import pandas as pd
 
 from ciarsim import __version__
@@ -157,12 +158,33 @@ def run_scenario(
                 imgs = pd.read_parquet(part.with_suffix(".images.parquet"))
                 msgs = pd.read_parquet(part.with_suffix(".messages.parquet"))
                 reused += 1
+            if traces is not None and rep == 0:
+                _write_samples(out_dir / "samples" / f"{_slug(label)}.npz", traces)
             image_parts.append(imgs)
             message_parts.append(msgs)
             done += 1
             if progress is not None:
                 progress(done, total, f"{label} @ point {pt.index + 1}/{len(points)}")
     return _gather(scenario, points, out_dir, image_parts, message_parts, computed, reused)
+
+
+SAMPLES = 8
+
+
+def _write_samples(path: Path, traces: TraceSet) -> None:
+    """The first SAMPLES images of a policy for token maps: ids, sources, U, pixels, captions."""
+    n = min(SAMPLES, len(traces))
+    arrays = {"images_index": traces.images[:n], "tokens": traces.tokens[:n],
+              "source": traces.source[:n], "u": traces.u[:n]}  # fmt: skip
+    if traces.preview is not None:
+        arrays["pixels"] = traces.preview[:n]
+    if "captions" in traces.meta:
+        arrays["captions"] = np.array(traces.meta["captions"][:n], dtype=str)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy would append ".npz" to a name
+            np.savez_compressed(f, **arrays)
+
+    store.write_atomic(path, write)
 
 
 def _with_quality(df: pd.DataFrame, traces: TraceSet) -> pd.DataFrame:

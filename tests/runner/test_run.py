@@ -54,6 +54,8 @@ def test_run_writes_results_with_the_documented_columns(tmp_path):
     for name in ("results.csv", "messages.parquet", "summary.csv", "summary.md", "scenario.yaml",
                  "points.csv"):
         assert (tmp_path / "out" / name).exists(), name
+    with np.load(tmp_path / "out" / "samples" / "device_only.npz", allow_pickle=False) as z:
+        assert z["source"].shape == (3, 16) and (z["source"] == SOURCE_DEVICE_KEPT).all()
     summary = out.summary.set_index(["point", "policy"])
     assert (summary.xs("base", level="policy")["speedup_vs_base"] == 1.0).all()
     assert (summary.xs("base", level="policy")["cloud_calls_pct"] == 100.0).all()
