@@ -180,9 +180,11 @@ def finetune_decoder(out_dir, preset: str = "shapes-256", device: str = "cpu",
             _report(progress, "tokenizer-decoder", step, p.vq_dec_steps, {"mse": loss.item()})
         step += 1
     training = dict(card.get("training", {}))
-    training["decoder_finetune"] = {"steps": step, "planned_steps": p.vq_dec_steps, "lr": p.vq_dec_lr,
+    rounds = training.get("decoder_finetune", [])
+    rounds = rounds if isinstance(rounds, list) else [rounds]
+    training["decoder_finetune"] = rounds + [{"steps": step, "planned_steps": p.vq_dec_steps, "lr": p.vq_dec_lr,
                                     "time_budget_s": time_budget_s, "seconds": round(time.time() - t0, 1),
-                                    "final_mse": round(loss.item(), 5), "frozen": "encoder, codebook"}
+                                    "final_mse": round(loss.item(), 5), "frozen": "encoder, codebook"}]
     ck.save_checkpoint(model, out_dir, "tokenizer", {"data": card.get("data", {}), "training": training})
     model, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
     metrics = eval_tokenizer(model, p.n_eval_images, device)
