@@ -38,10 +38,10 @@ class TrainPreset:
     vq: str = "shapes-256"
     gpt: str = "shapes-256"
     n_train: int = 20000  # training scenes (TRAIN_SEED)
-    vq_steps: int = 3000
+    vq_steps: int = 1700
     vq_batch: int = 32
     vq_lr: float = 2e-3
-    vq_dec_steps: int = 1500  # decoder-only fine-tuning after the main phase (codes unchanged)
+    vq_dec_steps: int = 1700  # decoder-only fine-tuning after the main phase (codes unchanged)
     vq_dec_lr: float = 5e-4
     vq_dec_share: float = 0.5  # decoder-phase time budget = this x the tokenizer budget (extra)
     gpt_steps: int = 2200
