@@ -104,6 +104,21 @@ def _report(progress: Progress | None, stage: str, step: int, total: int, metric
         progress(stage, step, total, metrics)
 
 
+CHECKPOINT_EVERY_S = 300.0  # partial checkpoints during long runs (card says "partial": true)
+
+
+class PartialSaver:
+    """Saves ``{kind}.*`` every CHECKPOINT_EVERY_S seconds so a killed run leaves a usable model."""
+
+    def __init__(self, out_dir, kind: str, info: dict):
+        self.out_dir, self.kind, self.info, self.last = out_dir, kind, info, time.time()
+
+    def __call__(self, model, step: int) -> None:
+        if time.time() - self.last >= CHECKPOINT_EVERY_S:
+            ck.save_checkpoint(model, self.out_dir, self.kind, {**self.info, "training": {"partial": True, "steps": step}})
+            self.last = time.time()
+
+
 def _batch_idx(gen: torch.Generator, n: int, b: int) -> torch.Tensor:
     return torch.randint(0, n, (b,), generator=gen)
 
@@ -234,6 +249,7 @@ def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
     model = GPT(cloud_config(p, vq)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.gpt_lr, weight_decay=0.05, betas=(0.9, 0.95))
     sched, step = Schedule(p.gpt_steps, p.gpt_lr, time_budget_s), 0
+    saver = PartialSaver(out_dir, "cloud", {})
     while not sched.done(step):
         idx = _batch_idx(gen, p.n_train, p.gpt_batch)
         cap = drop_condition(caps[idx], model.cfg.cond_drop, model.cfg.null_id, gen).to(device)
@@ -245,6 +261,7 @@ def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
         opt.step()
         if step % 50 == 0:
             _report(progress, "cloud", step, p.gpt_steps, {"loss": loss.item(), "elapsed_s": time.time() - t0})
+        saver(model, step)
         step += 1
     return ck.save_checkpoint(model, out_dir, "cloud", {
         "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "tokenizer_sha256": _sha(out_dir, "tokenizer")},
@@ -288,6 +305,7 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
     dev.init_from_cloud(cloud)
     opt = torch.optim.AdamW(dev.parameters(), lr=p.dev_lr, weight_decay=0.0, betas=(0.9, 0.95))
     sched, step = Schedule(p.dev_steps, p.dev_lr, time_budget_s), 0
+    saver = PartialSaver(out_dir, "device", {})
     while not sched.done(step):
         idx = _batch_idx(gen, p.n_train, p.dev_batch)
         cap = drop_condition(caps[idx], cloud.cfg.cond_drop, cloud.cfg.null_id, gen).to(device)
@@ -300,6 +318,7 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
         if step % 25 == 0:
             _report(progress, "device", step, p.dev_steps,
                     {k: v.item() for k, v in terms.items()} | {"elapsed_s": time.time() - t0})
+        saver(dev, step)
         step += 1
     return ck.save_checkpoint(dev, out_dir, "device", {
         "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "cloud_sha256": _sha(out_dir, "cloud")},
