@@ -1,0 +1,234 @@
+"""Which figures a results folder supports, and why the others are skipped.
+
+``plan_figures`` returns, in report order, a ``Planned`` figure (file stem, title, caption and a
+zero-argument function that draws it) or a ``Skipped`` one (title and the reason) for each figure
+of the report: latency against RTT / uplink / loss (and any other swept number), the speed-up
+heat map, cost against quality, the latency breakdown, the timeline, token maps and load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ciarsim.report import figures as F
+from ciarsim.report.load import Results, slug
+from ciarsim.report.stats import breakdown, points_in, slices
+from ciarsim.report.style import COMPONENTS, PolicyStyle
+from ciarsim.report.timeline import first_image, image_segments, timeline
+from ciarsim.report.tokenmap import source_shares, token_map
+
+RTT, UPLINK, LOSS = "network.rtt_ms", "network.uplink_mbps", "network.loss_rate"
+LOAD = ("workload.arrival.rate_per_s", "workload.arrival.devices")
+NETWORK_FIGURES = ((RTT, "latency_vs_rtt", "Latency vs RTT"),
+                   (UPLINK, "latency_vs_uplink", "Latency vs uplink bandwidth"),
+                   (LOSS, "latency_vs_loss", "Latency vs packet loss"))  # fmt: skip
+MAX_BREAKDOWN_POINTS = 4
+MAX_MAPS = 6
+
+
+@dataclass(frozen=True)
+class Planned:
+    name: str
+    title: str
+    caption: str
+    draw: Callable[[], Figure]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    title: str
+    reason: str
+
+
+Entry = Planned | Skipped
+
+
+def plan_figures(res: Results, summary: pd.DataFrame, styles: dict[str, PolicyStyle]) -> list[Entry]:
+    """Every figure of the report, planned or skipped, in report order."""
+    out: list[Entry] = []
+    for path, name, title in NETWORK_FIGURES:
+        out.append(_latency_vs(res, summary, styles, path, name, title, ("mean", "p95")))
+    for path in _other_numeric(res):
+        out.append(_latency_vs(res, summary, styles, path, f"latency_vs_{_stem(path)}",
+                               f"Latency vs {F.param_axis(path)[0]}", ("mean", "p95")))  # fmt: skip
+    out.append(_speedup_map(res, summary))
+    out.append(_quality(res, summary, styles))
+    out.append(_breakdown(res))
+    out.append(_timeline(res))
+    out.extend(_token_maps(res))
+    out.append(_load(res, summary, styles))
+    return out
+
+
+def swept_numbers(res: Results, path: str) -> bool:
+    """Whether ``path`` was swept over at least two numeric values."""
+    if path not in res.swept:
+        return False
+    col = res.points[path]
+    return pd.api.types.is_numeric_dtype(col) and col.nunique() >= 2
+
+
+def _why_not(res: Results, path: str) -> str:
+    if path not in res.swept:
+        swept = ", ".join(res.swept) or "nothing"
+        return f"`{path}` was not swept (swept: {swept})"
+    return f"`{path}` was swept over fewer than two numeric values"
+
+
+def _other_numeric(res: Results) -> list[str]:
+    known = {RTT, UPLINK, LOSS, *LOAD}
+    return [p for p in res.swept if p not in known and not p.startswith("policies.")
+            and swept_numbers(res, p)]  # fmt: skip
+
+
+def _stem(path: str) -> str:
+    return slug(path.replace(".", "_"))
+
+
+def _reps_note(res: Results) -> str:
+    r = int(res.results["replication"].nunique())
+    if r < 2:
+        return "One replication: no confidence bands."
+    return (f"Bands: 95% confidence intervals (Student t across {r} replications of each "
+            "point's per-replication statistic).")  # fmt: skip
+
+
+def _latency_vs(res, summary, styles, path, name, title, stats) -> Entry:
+    if not swept_numbers(res, path):
+        return Skipped(title, _why_not(res, path))
+    combos, note = slices(res.points, path)
+    panels = [(F.combo_text(c), points_in(res.points, c)) for c in combos]
+    what = " and ".join(F.STAT_TITLES[s] for s in stats)
+    caption = (f"{what.capitalize()} per image against {F.param_axis(path)[0]}, one line per "
+               f"policy. {_reps_note(res)}")  # fmt: skip
+    if note:
+        caption += f" {note}."
+    return Planned(name, title, caption,
+                   lambda: F.latency_vs(summary, path, panels, styles, stats))  # fmt: skip
+
+
+def _first_other_combo(res: Results, exclude: set[str]) -> tuple[list[str], str]:
+    """Points at the first combination of the swept parameters not in ``exclude``, and a note."""
+    others = [c for c in res.swept if c not in exclude]
+    if not others:
+        return res.points["point"].tolist(), ""
+    combos = res.points[others].drop_duplicates().to_dict("records")
+    note = "" if len(combos) == 1 else f" Other swept parameters held at {F.combo_text(combos[0])}."
+    return points_in(res.points, combos[0]), note
+
+
+def _speedup_map(res: Results, summary: pd.DataFrame) -> Entry:
+    title = "Speed-up vs base over RTT and uplink bandwidth"
+    missing = [p for p in (RTT, UPLINK) if not swept_numbers(res, p)]
+    if missing:
+        return Skipped(title, "needs both `network.rtt_ms` and `network.uplink_mbps` swept; "
+                       + "; ".join(_why_not(res, p) for p in missing))  # fmt: skip
+    if "base" not in res.policies:
+        return Skipped(title, "needs policy `base` (the reference of speed-ups)")
+    others = [p for p in res.policies if p != "base"]
+    if not others:
+        return Skipped(title, "no policy other than `base`")
+    others = sorted(others, key=lambda p: p != "ciar")[:MAX_MAPS]
+    keys, note = _first_other_combo(res, {RTT, UPLINK})
+    at = summary[summary["point"].isin(keys)]
+    grids = [(p, at[at["policy"] == p].pivot_table(index=UPLINK, columns=RTT,
+                                                   values="speedup_vs_base", dropna=False))
+             for p in others]  # fmt: skip
+    caption = ("Speed-up vs base (mean latency of base / of the policy at the same point), "
+               "blue: faster than base, red: slower; the black contour is break-even (1×)."
+               + note)  # fmt: skip
+    never = F.break_even_note(grids)
+    if never:
+        caption += f" No break-even inside the swept range: {never}."
+    if len(others) < len(res.policies) - 1:
+        caption += f" First {MAX_MAPS} policies shown."
+    return Planned("speedup_map", title, caption, lambda: F.speedup_map(grids, RTT, UPLINK))
+
+
+def _quality(res: Results, summary: pd.DataFrame, styles) -> Entry:
+    swept_tau = [p for p in res.swept if p.startswith("policies.")]
+    title = "Threshold sweep: cloud calls vs quality" if swept_tau else "Cloud calls vs quality"
+    if summary["caption_consistency"].isna().all():
+        return Skipped(title, "quality was not measured (no `caption_consistency` in "
+                              "results.parquet)")  # fmt: skip
+    if "base" not in res.policies:
+        return Skipped(title, "needs policy `base` (cloud passes are a percentage of base's)")
+    keys, note = _first_other_combo(res, set(swept_tau))
+    at = summary[summary["point"].isin(keys)]
+    how = (f"one line per policy family across the threshold sweep ({', '.join(swept_tau)})"
+           if swept_tau else "one marker per policy (no threshold was swept)")  # fmt: skip
+    caption = ("Cloud forward passes (% of base, the paper's \"cloud calls\") against caption "
+               "consistency (higher is better) and FD (lower is better), and mean latency against "
+               f"caption consistency; {how}. Error bars: 95% t interval across images.{note}")
+    return Planned("quality_vs_cost", title, caption, lambda: F.quality_vs_cost(at, styles))
+
+
+def point_text(res: Results, key: str) -> str:
+    """The swept values of point ``key`` (``RTT 20 ms, uplink 2 Mbit/s``), or ``all runs``."""
+    row = res.points[res.points["point"] == key]
+    if not res.swept or row.empty:
+        return "single point"
+    return F.combo_text({p: row.iloc[0][p] for p in res.swept})
+
+
+def _breakdown(res: Results) -> Entry:
+    keys = res.points["point"].tolist()
+    shown = keys if len(keys) <= MAX_BREAKDOWN_POINTS else keys[:1]
+    cols = [c for c in COMPONENTS if c in res.results]
+    tables = [(point_text(res, k), breakdown(res.results, k, cols)) for k in shown]
+    caption = ("Mean time per image in each part of its life (the parts sum to its latency): "
+               "device compute, uplink and downlink (queueing + serialisation + loss recovery), "
+               "RTT wait (propagation), cloud queue and cloud compute.")  # fmt: skip
+    if len(shown) < len(keys):
+        caption += f" First of {len(keys)} points shown."
+    return Planned("latency_breakdown", "Latency breakdown", caption,
+                   lambda: F.breakdown_bars(tables))  # fmt: skip
+
+
+def _timeline(res: Results) -> Entry:
+    title = "Timeline of one image per policy"
+    if res.messages is None:
+        return Skipped(title, "no `messages.parquet` in the results folder")
+    key = res.points["point"].iloc[0]
+    rep = int(res.results["replication"].min())
+    rows = []
+    for pol in res.policies:
+        row = first_image(res.results, key, pol, rep)
+        rows.append((f"{pol}: image {int(row['image'])}, {row['latency_ms']:.1f} ms",
+                     image_segments(res.messages, row)))  # fmt: skip
+    caption = (f"Busy lanes of the first image of each policy at {point_text(res, key)}, "
+               f"replication {rep} (uplink/downlink bars span send to arrival, propagation "
+               "included; a cloud queue bar appears only where the image waited for a batch).")
+    return Planned("timeline", title, caption, lambda: timeline(rows))
+
+
+def _token_maps(res: Results) -> list[Entry]:
+    out: list[Entry] = []
+    missing = []
+    for pol in res.policies:
+        arrays = res.samples.get(slug(pol))
+        if arrays is None:
+            missing.append(pol)
+            continue
+        shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in source_shares(arrays).items())
+        caption = (f"Token map of `{pol}`: decoded samples (when stored), where each token came "
+                   f"from and the device's uncertainty U (grey: none). Token shares over the "
+                   f"samples: {shares}.")  # fmt: skip
+        out.append(Planned(f"tokens_{slug(pol)}", f"Token map: {pol}", caption,
+                           lambda a=arrays, p=pol: token_map(a, p)))  # fmt: skip
+    if missing:
+        out.append(Skipped(f"Token maps: {', '.join(missing)}",
+                           "no `samples/<policy>.npz` for these policies"))  # fmt: skip
+    return out
+
+
+def _load(res: Results, summary: pd.DataFrame, styles) -> Entry:
+    title = "Load: p95 latency vs offered load"
+    path = next((p for p in LOAD if swept_numbers(res, p)), None)
+    if path is None:
+        return Skipped(title, " and ".join(f"`{p}`" for p in LOAD) + " were not swept")
+    return _latency_vs(res, summary, styles, path, "load_p95", title, ("p95",))
