@@ -67,8 +67,10 @@ def run(
     set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value (repeatable)."),
     cache_dir: Path = typer.Option(Path(".cache/ciarsim/traces"), help="Decode-trace cache folder."),
     force: bool = typer.Option(False, "--force", help="Recompute results that already exist."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Build the report (figures, tables) at the end."),
+    trace_events: Optional[Path] = typer.Option(None, "--trace-events", help="Also export the first point's timeline as Chrome/Perfetto trace JSON."),
 ) -> None:
-    """Run every policy x sweep point of SCENARIO and write results + summary."""
+    """Run every policy x sweep point of SCENARIO and write results, summary and report."""
     from ciarsim.runner.run import run_scenario  # noqa: PLC0415
 
     sc = _load(scenario, set_)
@@ -89,6 +91,44 @@ def run(
         f"summary.md, messages.parquet; {result.parts_computed} parts computed, "
         f"{result.parts_reused} reused"
     )
+    if report:
+        from ciarsim.report import build_report  # noqa: PLC0415
+
+        out.print(f"report: {build_report(target)}")
+    if trace_events is not None:
+        from ciarsim.report import export_trace_events  # noqa: PLC0415
+
+        out.print(f"trace events: {export_trace_events(target, trace_events)}")
+
+
+@app.command("report")
+@_friendly
+def report_cmd(
+    results_dir: Path = typer.Argument(..., help="A folder written by `ciarsim run`."),
+    trace_events: Optional[Path] = typer.Option(None, "--trace-events", help="Also write a Chrome/Perfetto trace JSON."),
+    point: Optional[str] = typer.Option(None, help="Point key or index for --trace-events (default: the first)."),
+    policy: Optional[str] = typer.Option(None, help="Policy label for --trace-events (default: all)."),
+) -> None:
+    """Build report.md / report.html / tables.tex and figures for a results folder."""
+    from ciarsim.report import build_report, export_trace_events  # noqa: PLC0415
+
+    out.print(f"report: {build_report(results_dir)}")
+    if trace_events is not None:
+        pt = int(point) if point is not None and point.isdigit() else point
+        out.print(f"trace events: {export_trace_events(results_dir, trace_events, pt, policy)}")
+
+
+@app.command("compare")
+@_friendly
+def compare_cmd(
+    dir1: Path = typer.Argument(..., help="First results folder (A, solid lines)."),
+    dir2: Path = typer.Argument(..., help="Second results folder (B, dashed lines)."),
+    out_dir: Path = typer.Option(Path("reports/compare"), "--out", help="Output folder."),
+) -> None:
+    """Overlay two result sets: figures and a table of differences."""
+    from ciarsim.report import compare  # noqa: PLC0415
+
+    out.print(f"comparison: {compare(dir1, dir2, out_dir)}")
 
 
 def _print_summary(summary) -> None:
