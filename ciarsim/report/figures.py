@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patheffects import withStroke
 from matplotlib.patches import Patch
 
 from ciarsim.report.stats import CI, LATENCY_STATS
@@ -196,14 +197,15 @@ def speedup_map(grids: list[tuple[str, pd.DataFrame]], x: str, y: str) -> Figure
     finite = finite[np.isfinite(finite) & (finite > 0)]
     m = max(float(np.max(finite)), 1.0 / float(np.min(finite)), 1.05) if len(finite) else 2.0
     norm = LogNorm(vmin=1.0 / m, vmax=m)
-    ncols = min(len(grids), 3)
+    ncols = 2 if len(grids) in (2, 4) else min(len(grids), 3)
     nrows = math.ceil(len(grids) / ncols)
     width = COLUMN_IN if ncols == 1 else DOUBLE_IN
     fig = new_figure(width, 0.4 + nrows * (2.4 if ncols > 1 else 2.6))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     mesh = None
+    cell_in = (width - 1.6) / ncols / max(g.shape[1] for _, g in grids)  # less labels, colorbar
     for ax, (title, grid) in zip(axes.ravel(), grids):
-        mesh = _heat(ax, grid, norm)
+        mesh = _heat(ax, grid, norm, cell_in)
         ax.set_title(title)
         ax.set_xlabel(param_axis(x)[0])
         ax.set_ylabel(param_axis(y)[0])
@@ -212,7 +214,9 @@ def speedup_map(grids: list[tuple[str, pd.DataFrame]], x: str, y: str) -> Figure
     cbar = fig.colorbar(mesh, ax=axes, shrink=0.9, aspect=25)
     cbar.set_label("Speed-up vs base (×, log scale)")
     cbar.ax.minorticks_off()
-    ticks = [v for v in (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if 1 / m <= v <= m]
+    nice = (0.125, 0.25, 0.5, 1, 2, 4, 8) if m < 10 else (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5,
+                                                             10, 20, 50)  # fmt: skip
+    ticks = [v for v in nice if 1 / m <= v <= m]
     cbar.set_ticks(ticks, labels=[f"{v:g}×" for v in ticks])
     cbar.ax.axhline(1.0, color="black", linewidth=1.2)
     return fig
@@ -231,7 +235,16 @@ def break_even_note(grids: list[tuple[str, pd.DataFrame]]) -> str:
     return "; ".join(notes)
 
 
-def _heat(ax, grid: pd.DataFrame, norm: LogNorm):
+def _cell_label(v: float, cell_in: float) -> str:
+    """A cell's value, as long as the cell is wide enough for (6.5 pt: ~0.07 in a character)."""
+    if cell_in >= 0.45:
+        return f"{v:.2f}×" if v < 10 else f"{v:.0f}×"
+    if cell_in >= 0.34:
+        return f"{v:.2f}" if v < 10 else f"{v:.0f}"
+    return f"{v:.2g}" if cell_in >= 0.2 else ""
+
+
+def _heat(ax, grid: pd.DataFrame, norm: LogNorm, cell_in: float):
     z = grid.to_numpy(float)
     ny, nx = z.shape
     mesh = ax.pcolormesh(np.arange(nx + 1) - 0.5, np.arange(ny + 1) - 0.5, np.ma.masked_invalid(z),
@@ -244,12 +257,16 @@ def _heat(ax, grid: pd.DataFrame, norm: LogNorm):
     for (i, j), v in np.ndenumerate(z):
         if np.isfinite(v):
             dark = abs(math.log(v)) > 0.55 * math.log(norm.vmax)
-            ax.text(j, i, f"{v:.2g}×", ha="center", va="center", fontsize=6.5,
-                    color="white" if dark else "black")  # fmt: skip
+            ink, halo = ("white", "black") if dark else ("black", "white")
+            ax.text(j, i, _cell_label(v, cell_in), ha="center", va="center",
+                    fontsize=6.5 if cell_in >= 0.34 else 5.5, color=ink,
+                    path_effects=[withStroke(linewidth=1.2, foreground=halo, alpha=0.5)])
     finite = z[np.isfinite(z)]
     if nx >= 2 and ny >= 2 and len(finite) and finite.min() < 1.0 < finite.max():
-        ax.contour(np.arange(nx), np.arange(ny), np.log(np.where(np.isfinite(z), z, 1.0)),
-                   levels=[0.0], colors="black", linewidths=1.6)  # fmt: skip
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logz = np.ma.masked_invalid(np.log(z))
+        ax.contour(np.arange(nx), np.arange(ny), logz, levels=[0.0], colors="black",
+                   linewidths=1.6)  # fmt: skip
     return mesh
 
 

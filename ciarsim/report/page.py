@@ -186,9 +186,8 @@ def page_blocks(res: Results, tabs: list[T.Table], entries, formats: list[str]) 
     reps = int(res.results["replication"].nunique())
     b = [Block("h1", f"ciarsim report: {res.name}"),
          Block("p", f"{n_pts} sweep point(s) × {n_pol} policies × {reps} replication(s); built "
-                    f"by ciarsim {__version__} from `results.parquet`, `points.csv`, "
-                    "`messages.parquet`, `samples/` and `scenario.yaml` in this folder. Tables "
-                    "are also in `tables.tex` (LaTeX booktabs) and `summary_ci.csv`."),
+                    f"by ciarsim {__version__} from {_inputs(res)} in this folder. Tables are "
+                    "also in `tables.tex` (LaTeX booktabs) and `summary_ci.csv`."),
          Block("h2", "Summary"), *[Block("table", t) for t in tabs],
          Block("h2", "Figures")]  # fmt: skip
     other = [f.upper() for f in formats if f != "png"]
@@ -208,6 +207,12 @@ def page_blocks(res: Results, tabs: list[T.Table], entries, formats: list[str]) 
                                         ["role", "hardware", "runtime", "status", "basis"], prov)))
     b += [Block("h2", "Scenario (exact, resolved)"), Block("code", res.scenario_text)]
     return b
+
+
+def _inputs(res: Results) -> str:
+    names = ["results.parquet", "points.csv"] + ["messages.parquet"] * (res.messages is not None)
+    names += ["samples/"] * bool(res.samples) + ["scenario.yaml"]
+    return ", ".join(f"`{n}`" for n in names[:-1]) + f" and `{names[-1]}`"
 
 
 def to_markdown(blocks: list[Block]) -> str:

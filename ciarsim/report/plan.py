@@ -139,7 +139,8 @@ def _speedup_map(res: Results, summary: pd.DataFrame) -> Entry:
                                                    values="speedup_vs_base", dropna=False))
              for p in others]  # fmt: skip
     caption = ("Speed-up vs base (mean latency of base / of the policy at the same point), "
-               "blue: faster than base, red: slower; the black contour is break-even (1×)."
+               "blue: faster than base, red: slower; the black contour is break-even (1×), "
+               "interpolated linearly between the swept grid points."
                + note)  # fmt: skip
     never = F.break_even_note(grids)
     if never:

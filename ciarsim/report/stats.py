@@ -4,8 +4,8 @@ Method (also in docs/reports.md). Replications are the independent runs: each re
 decode trace in a fresh SimPy world with its own timing seed. A latency statistic (mean, p50,
 p95, p99 over the images of a replication) is computed once per replication; the report gives the
 mean of the R per-replication values and the half-width of a two-sided 95% Student-t interval on
-them, t(0.975, R - 1) * s / sqrt(R). With one replication there is no interval (NaN, shown as
-"n/a").
+them, t(0.975, R - 1) * s / sqrt(R). With one replication there is no interval (NaN: tables
+show the value alone, figures draw no band).
 
 Speed-up vs base at the same point is the ratio of mean latencies, base / policy (as in
 summary.csv). Replication r of every policy uses the same timing seed, so replications pair up;

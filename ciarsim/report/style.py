@@ -156,7 +156,7 @@ def figure_style() -> Iterator[None]:
 def new_figure(width_in: float, height_in: float) -> Figure:
     """A figure with constrained layout, drawn by Agg on save; it is not registered with pyplot,
     so no backend is chosen and no global figure list grows."""
-    return Figure(figsize=(width_in, height_in), layout="constrained")
+    return Figure(figsize=(width_in, height_in), dpi=PNG_DPI, layout="constrained")
 
 
 def save_figure(fig: Figure, base: Path, formats: Iterable[str] = FORMATS) -> list[Path]:
@@ -168,6 +168,8 @@ def save_figure(fig: Figure, base: Path, formats: Iterable[str] = FORMATS) -> li
     }
     paths = []
     with figure_style():
+        fig.draw_without_rendering()  # constrained layout once, then frozen for every format
+        fig.set_layout_engine("none")
         for fmt in formats:
             path = base.with_suffix(f".{fmt}")
             store.write_atomic(path, lambda p, f=fmt: fig.savefig(

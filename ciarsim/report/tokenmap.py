@@ -67,7 +67,8 @@ def token_map(arrays: dict[str, np.ndarray], title: str, n: int = MAX_IMAGES) ->
             _token_grid(col[r + 1], g)
         top = f"sample {j}"
         if captions is not None and j < len(captions):
-            top = "\n".join(textwrap.wrap(str(captions[j]), 30)[:2])
+            top = textwrap.shorten(str(captions[j]), 60, placeholder=" …")
+            top = "\n".join(textwrap.wrap(top, 30))
         col[0].set_title(top, fontsize=6.5)
     names = {"image": "decoded image", "source": "token source", "u": "U (uncertainty)"}
     for ax, row in zip(axes[:, 0], rows):
