@@ -59,6 +59,7 @@ DEFAULT_CLASSIFIER_PATH = (
 CELL_HEADS = {"shape": 1 + len(SHAPES), "colour": 1 + len(COLOUR_NAMES), "size": 1 + len(SIZES)}
 SCENE_HEADS = {"bg_kind": len(BACKGROUNDS), "bg_colour": len(COLOUR_NAMES)}
 HEAD_NAMES = ("occupancy", "shape", "colour", "size", "bg_kind", "bg_colour")
+DEFAULT_CLASSIFIER_STEPS = 1500  # what the committed default classifier was trained for
 
 
 @dataclass(frozen=True)
@@ -481,7 +482,7 @@ def load_classifier(path: Path | str | None = None, device: str = "cpu") -> Attr
 
 
 def build_default_classifier(
-    steps: int = 3000,
+    steps: int = DEFAULT_CLASSIFIER_STEPS,
     seed: int = 0,
     path: Path | str = DEFAULT_CLASSIFIER_PATH,
     progress: Callable[[int, float], None] | None = None,
