@@ -68,6 +68,9 @@ def run(
     cache_dir: Path = typer.Option(Path(".cache/ciarsim/traces"), help="Decode-trace cache folder."),
     force: bool = typer.Option(False, "--force", help="Recompute results that already exist."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report (figures, tables) at the end."),
+    executor: str = typer.Option("local", help="local (process pool) or ray."),
+    workers: int = typer.Option(0, help="Local worker processes (0: one per CPU core)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
     trace_events: Optional[Path] = typer.Option(None, "--trace-events", help="Also export the first point's timeline as Chrome/Perfetto trace JSON."),
 ) -> None:
     """Run every policy x sweep point of SCENARIO and write results, summary and report."""
@@ -84,7 +87,8 @@ def run(
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, description=what)
 
-        result = run_scenario(sc, target, cache_dir=cache_dir, progress=progress, force=force)
+        result = run_scenario(sc, target, cache_dir=cache_dir, progress=progress, force=force,
+                              executor=_executor(executor, workers, ray_address))
     _print_summary(result.summary)
     out.print(
         f"wrote {target}/results.parquet ({len(result.images)} image rows), summary.csv, "
@@ -129,6 +133,16 @@ def compare_cmd(
     from ciarsim.report import compare  # noqa: PLC0415
 
     out.print(f"comparison: {compare(dir1, dir2, out_dir)}")
+
+
+def _executor(kind: str, workers: int, ray_address: Optional[str]):
+    from ciarsim.runner.executors import PoolExecutor, RayExecutor  # noqa: PLC0415
+
+    if kind == "local":
+        return PoolExecutor(workers or None)
+    if kind == "ray":
+        return RayExecutor(ray_address)
+    raise CiarsimError(f"--executor: expected 'local' or 'ray', got '{kind}'")
 
 
 def _print_summary(summary) -> None:
@@ -214,7 +228,7 @@ def train(
 
         if what in ("classifier", "all"):
             def cls_progress(step: int, loss: float) -> None:
-                progress("classifier", step, 3000, {"loss": float(loss)})
+                progress("classifier", step, quality.DEFAULT_CLASSIFIER_STEPS, {"loss": float(loss)})
 
             card = quality.build_default_classifier(path=out_dir / "classifier.safetensors",
                                                     progress=cls_progress)

@@ -102,6 +102,71 @@ def _default_decoder(policy, workload, models, seed) -> TraceSet:  # pragma: no 
     return get_decoder(policy.name)(policy, workload, models, seed)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One (point, policy, replication): replay the policy's traces at the point's network."""
+
+    point: object  # ciarsim.scenario.sweep.Point
+    policy: object  # a PolicyConfig
+    replication: int
+    trace_key: str
+    part: Path  # part file stem; ``.images.parquet`` / ``.messages.parquet`` are appended
+
+    @property
+    def label(self) -> str:
+        return self.policy.display
+
+
+def plan_jobs(scenario: Scenario, out_dir: Path, checkpoints: dict[str, str]) -> tuple[list, list[Job]]:
+    """The sweep points and every job, in the deterministic order of the results."""
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+
+    points = expand(scenario)
+    jobs = []
+    for pt in points:
+        sc = pt.scenario
+        prompts = {"start": sc.workload.prompt_start, "images": sc.workload.images,
+                   "token_grid": sc.workload.token_grid}  # fmt: skip
+        for policy in sc.policies:
+            key = trace_key(policy.model_dump(mode="json"), prompts, checkpoints, sc.seed)
+            for rep in range(sc.replications):
+                label = policy.display
+                stem = f"{pt.key}-{_slug(label)}-r{rep}-{_part_id(pt.key, label, rep)}"
+                jobs.append(Job(pt, policy, rep, key, out_dir / "parts" / stem))
+    return points, jobs
+
+
+def decode_task(job: Job, cache_dir: str, decoder: Decoder | None) -> str:
+    """Decode (once) the trace set a job needs into the cache; returns its key."""
+    sc = job.point.scenario
+    decode = decoder or _default_decoder
+    TraceCache(cache_dir).get_or_decode(
+        job.trace_key, lambda: decode(job.policy, sc.workload, sc.models, sc.seed)
+    )
+    return job.trace_key
+
+
+def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
+    """Replay a job's traces in a fresh world and write its part files (atomically)."""
+    from ciarsim.scenario.sweep import replication_seed  # noqa: PLC0415
+    from ciarsim.sim.world import simulate  # noqa: PLC0415
+
+    sc = job.point.scenario
+    traces = TraceSet.load(TraceCache(cache_dir).path(job.trace_key))
+    rec = simulate(
+        traces, workload=sc.workload, models=sc.models, network=sc.network,
+        seed=replication_seed(sc.seed, job.replication), replication=job.replication,
+        policy=job.label,
+    )  # fmt: skip
+    if job.replication == 0 and job.point.index == 0:  # one writer per file: deterministic
+        _write_samples(Path(out_dir) / "samples" / f"{_slug(job.label)}.npz", traces)
+    msgs = _tag(rec.messages, job.point, job.label, job.replication)
+    imgs = _with_quality(_tag(rec.images, job.point, job.label, job.replication), traces)
+    store.write_table(msgs, job.part.with_suffix(".messages.parquet"))
+    store.write_table(imgs, job.part.with_suffix(".images.parquet"))
+    return job.label
+
+
 def run_scenario(
     scenario: Scenario,
     out_dir: str | Path,
@@ -110,62 +175,48 @@ def run_scenario(
     decoder: Decoder | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    executor: "Executor | None" = None,
 ) -> RunOutputs:
     """Run every point of ``scenario`` and write the results to ``out_dir``.
 
-    ``decoder`` replaces the policy registry (tests pass hand-built traces through it). Parts that
-    already exist in ``out_dir/parts`` are reused unless ``force``.
+    Two phases: decode each missing trace set once (deduplicated by trace key), then replay each
+    missing part. ``executor`` runs the tasks (default: in this process; see
+    ``ciarsim.runner.executors``). ``decoder`` replaces the policy registry (tests pass hand-built
+    traces through it). Parts that already exist in ``out_dir/parts`` are reused unless ``force``.
+    The results are gathered from the part files in the plan's order, so they are byte-identical
+    whichever executor ran them and whether they were computed now or before.
     """
-    from ciarsim.scenario.sweep import expand, replication_seed  # noqa: PLC0415
-    from ciarsim.sim.world import simulate  # noqa: PLC0415
+    from ciarsim.runner.executors import LocalExecutor  # noqa: PLC0415
 
     if decoder is None:
         preflight(scenario)
-        decoder = _default_decoder
     out_dir = Path(out_dir)
-    parts_dir = out_dir / "parts"
-    cache = TraceCache(cache_dir)
+    executor = executor or LocalExecutor()
     checkpoints = checkpoint_digests(scenario.models)
-    points = expand(scenario)
-    jobs = [(pt, pol) for pt in points for pol in pt.scenario.policies]
-    total = len(jobs) * scenario.replications
-    done = computed = reused = 0
-    image_parts, message_parts = [], []
-    for pt, policy in jobs:
-        sc = pt.scenario
-        label = policy.display
-        prompts = {"start": sc.workload.prompt_start, "images": sc.workload.images,
-                   "token_grid": sc.workload.token_grid}  # fmt: skip
-        key = trace_key(policy.model_dump(mode="json"), prompts, checkpoints, sc.seed)
-        traces = None
-        for rep in range(sc.replications):
-            part = parts_dir / f"{pt.key}-{_slug(label)}-r{rep}-{_part_id(pt.key, label, rep)}"
-            if force or not (part.with_suffix(".images.parquet")).exists():
-                if traces is None:
-                    traces = cache.get_or_decode(
-                        key, lambda: decoder(policy, sc.workload, sc.models, sc.seed)
-                    )
-                rec = simulate(
-                    traces, workload=sc.workload, models=sc.models, network=sc.network,
-                    seed=replication_seed(sc.seed, rep), replication=rep, policy=label,
-                )  # fmt: skip
-                imgs = _with_quality(_tag(rec.images, pt, label, rep), traces)
-                msgs = _tag(rec.messages, pt, label, rep)
-                store.write_table(msgs, part.with_suffix(".messages.parquet"))
-                store.write_table(imgs, part.with_suffix(".images.parquet"))
-                computed += 1
-            else:
-                imgs = pd.read_parquet(part.with_suffix(".images.parquet"))
-                msgs = pd.read_parquet(part.with_suffix(".messages.parquet"))
-                reused += 1
-            if traces is not None and rep == 0:
-                _write_samples(out_dir / "samples" / f"{_slug(label)}.npz", traces)
-            image_parts.append(imgs)
-            message_parts.append(msgs)
-            done += 1
-            if progress is not None:
-                progress(done, total, f"{label} @ point {pt.index + 1}/{len(points)}")
-    return _gather(scenario, points, out_dir, image_parts, message_parts, computed, reused)
+    points, jobs = plan_jobs(scenario, out_dir, checkpoints)
+    todo = [j for j in jobs if force or not j.part.with_suffix(".images.parquet").exists()]
+    cache = TraceCache(cache_dir)
+    first_of_key: dict[str, Job] = {}
+    for j in todo:
+        first_of_key.setdefault(j.trace_key, j)
+    to_decode = [j for j in first_of_key.values() if not cache.path(j.trace_key).exists()]
+    total = len(to_decode) + len(todo)
+    done = 0
+
+    def tick(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, what)
+
+    executor.map(decode_task, to_decode, (str(cache_dir), decoder),
+                 lambda j: tick(f"decoded {j.label}"))  # fmt: skip
+    executor.map(replay_task, todo, (str(cache_dir), str(out_dir)),
+                 lambda j: tick(f"{j.label} @ point {j.point.index + 1}/{len(points)}"))  # fmt: skip
+    image_parts = [pd.read_parquet(j.part.with_suffix(".images.parquet")) for j in jobs]
+    message_parts = [pd.read_parquet(j.part.with_suffix(".messages.parquet")) for j in jobs]
+    return _gather(scenario, points, out_dir, image_parts, message_parts, len(todo),
+                   len(jobs) - len(todo))  # fmt: skip
 
 
 SAMPLES = 8

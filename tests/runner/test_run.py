@@ -84,3 +84,55 @@ def test_preflight_names_what_is_missing(tmp_path):
     sc = parse_scenario(SCENARIO, overrides=[f"models.checkpoints={tmp_path / 'nothing'}"])
     with pytest.raises(MissingComponentError, match="ciarsim train all"):
         preflight(sc)
+
+
+def test_process_pool_gives_byte_identical_results(tmp_path):
+    from ciarsim.runner.executors import PoolExecutor
+
+    sc = parse_scenario(SCENARIO)
+    run_scenario(sc, tmp_path / "local", cache_dir=tmp_path / "c1", decoder=hand_decoder)
+    run_scenario(sc, tmp_path / "pool", cache_dir=tmp_path / "c2", decoder=hand_decoder,
+                 executor=PoolExecutor(2))
+    for name in ("results.parquet", "messages.parquet", "summary.csv"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes()
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {here!r})
+from test_run import SCENARIO_MANY, hand_decoder
+from ciarsim.runner.run import run_scenario
+from ciarsim.scenario import parse_scenario
+run_scenario(parse_scenario(SCENARIO_MANY), {out!r}, cache_dir={cache!r}, decoder=hand_decoder)
+"""
+
+SCENARIO_MANY = SCENARIO.replace("network.rtt_ms: [20, 80]",
+                                 "network.rtt_ms: [" + ", ".join(str(r) for r in range(0, 400, 5)) + "]")
+
+
+def test_killed_run_resumes_to_identical_results(tmp_path):
+    """SIGKILL a run mid-way: finished parts survive intact and a re-run completes the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    here = os.path.dirname(__file__)
+    out, cache = str(tmp_path / "killed"), str(tmp_path / "cache")
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT.format(here=here, out=out, cache=cache)])
+    parts = tmp_path / "killed" / "parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*.images.parquet"))) < 10:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(parts.glob("*.images.parquet")))
+    assert 10 <= finished < 80 * 2 * 2, "the run must be killed mid-way"
+    assert not (tmp_path / "killed" / "results.parquet").exists()
+    sc = parse_scenario(SCENARIO_MANY)
+    resumed = run_scenario(sc, out, cache_dir=cache, decoder=hand_decoder)
+    assert resumed.parts_reused >= finished - 1  # a part being written at the kill is redone
+    run_scenario(sc, tmp_path / "clean", cache_dir=tmp_path / "cache2", decoder=hand_decoder)
+    for name in ("results.parquet", "messages.parquet", "summary.csv"):
+        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
