@@ -136,3 +136,23 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
     run_scenario(sc, tmp_path / "clean", cache_dir=tmp_path / "cache2", decoder=hand_decoder)
     for name in ("results.parquet", "messages.parquet", "summary.csv"):
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+
+
+def test_ray_executor_matches_local(tmp_path):
+    """The Ray path against a local Ray instance started here: byte-identical results."""
+    ray = pytest.importorskip("ray")
+    import sys
+
+    from ciarsim.runner.executors import RayExecutor
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers can't import tests
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        sc = parse_scenario(SCENARIO)
+        run_scenario(sc, tmp_path / "ray", cache_dir=tmp_path / "c1", decoder=hand_decoder,
+                     executor=RayExecutor())
+    finally:
+        ray.shutdown()
+    run_scenario(sc, tmp_path / "local", cache_dir=tmp_path / "c2", decoder=hand_decoder)
+    for name in ("results.parquet", "messages.parquet", "summary.csv"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
