@@ -71,11 +71,14 @@ def run(
     executor: str = typer.Option("local", help="local (process pool) or ray."),
     workers: int = typer.Option(0, help="Local worker processes (0: one per CPU core)."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
+    messages: str = typer.Option("first", help="Timeline rows (messages.parquet) for the 'first' point or 'all' points."),
     trace_events: Optional[Path] = typer.Option(None, "--trace-events", help="Also export the first point's timeline as Chrome/Perfetto trace JSON."),
 ) -> None:
     """Run every policy x sweep point of SCENARIO and write results, summary and report."""
     from ciarsim.runner.run import run_scenario  # noqa: PLC0415
 
+    if messages not in ("first", "all"):
+        raise CiarsimError(f"--messages: expected 'first' or 'all', got '{messages}'")
     sc = _load(scenario, set_)
     target = out_dir or Path(sc.output_dir or f"reports/{sc.name}")
     with Progress(
@@ -88,7 +91,8 @@ def run(
             bar.update(task, completed=done, total=total, description=what)
 
         result = run_scenario(sc, target, cache_dir=cache_dir, progress=progress, force=force,
-                              executor=_executor(executor, workers, ray_address))
+                              executor=_executor(executor, workers, ray_address),
+                              messages=messages)
     _print_summary(result.summary)
     out.print(
         f"wrote {target}/results.parquet ({len(result.images)} image rows), summary.csv, "

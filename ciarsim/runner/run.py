@@ -146,7 +146,7 @@ def decode_task(job: Job, cache_dir: str, decoder: Decoder | None) -> str:
     return job.trace_key
 
 
-def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
+def replay_task(job: Job, cache_dir: str, out_dir: str, messages: str = "first") -> str:
     """Replay a job's traces in a fresh world and write its part files (atomically)."""
     from ciarsim.scenario.sweep import replication_seed  # noqa: PLC0415
     from ciarsim.sim.world import simulate  # noqa: PLC0415
@@ -156,7 +156,7 @@ def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
     rec = simulate(
         traces, workload=sc.workload, models=sc.models, network=sc.network,
         seed=replication_seed(sc.seed, job.replication), replication=job.replication,
-        policy=job.label,
+        policy=job.label, record_segments=messages == "all" or job.point.index == 0,
     )  # fmt: skip
     if job.replication == 0 and job.point.index == 0:  # one writer per file: deterministic
         _write_samples(Path(out_dir) / "samples" / f"{_slug(job.label)}.npz", traces)
@@ -176,12 +176,14 @@ def run_scenario(
     progress: Progress | None = None,
     force: bool = False,
     executor: "Executor | None" = None,
+    messages: str = "first",
 ) -> RunOutputs:
     """Run every point of ``scenario`` and write the results to ``out_dir``.
 
     Two phases: decode each missing trace set once (deduplicated by trace key), then replay each
     missing part. ``executor`` runs the tasks (default: in this process; see
-    ``ciarsim.runner.executors``). ``decoder`` replaces the policy registry (tests pass hand-built
+    ``ciarsim.runner.executors``). ``messages``: per-operation timeline rows for ``"first"`` point
+    only (default; enough for timelines, cheap for big sweeps) or ``"all"`` points. ``decoder`` replaces the policy registry (tests pass hand-built
     traces through it). Parts that already exist in ``out_dir/parts`` are reused unless ``force``.
     The results are gathered from the part files in the plan's order, so they are byte-identical
     whichever executor ran them and whether they were computed now or before.
@@ -211,7 +213,7 @@ def run_scenario(
 
     executor.map(decode_task, to_decode, (str(cache_dir), decoder),
                  lambda j: tick(f"decoded {j.label}"))  # fmt: skip
-    executor.map(replay_task, todo, (str(cache_dir), str(out_dir)),
+    executor.map(replay_task, todo, (str(cache_dir), str(out_dir), messages),
                  lambda j: tick(f"{j.label} @ point {j.point.index + 1}/{len(points)}"))  # fmt: skip
     image_parts = [pd.read_parquet(j.part.with_suffix(".images.parquet")) for j in jobs]
     message_parts = [pd.read_parquet(j.part.with_suffix(".messages.parquet")) for j in jobs]
