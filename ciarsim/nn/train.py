@@ -47,6 +47,7 @@ class TrainPreset:
     gpt_steps: int = 2200
     gpt_batch: int = 8
     gpt_lr: float = 1e-3
+    gpt_resume_lr: float = 5e-4
     dev_steps: int = 700
     dev_batch: int = 8
     dev_lr: float = 1e-3
@@ -240,15 +241,26 @@ def cloud_config(p: TrainPreset, vq: VQModel):
 
 
 def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
-                progress: Progress | None = None, time_budget_s: float | None = None) -> dict:
-    """Train the cloud GPT on tokenizer codes of the training scenes; save ``cloud.*``."""
+                progress: Progress | None = None, time_budget_s: float | None = None,
+                resume: bool = False) -> dict:
+    """Train the cloud GPT on tokenizer codes of the training scenes; save ``cloud.*``.
+
+    ``resume``: continue from the saved cloud (new optimiser, warm-up, peak lr ``gpt_resume_lr``);
+    the card keeps the earlier rounds."""
     p, t0 = get_preset(preset), time.time()
     vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
     caps, codes, _ = encode_dataset(vq, p.n_train, TRAIN_SEED, device)
-    gen = torch.Generator().manual_seed(p.seed + 1)
-    model = GPT(cloud_config(p, vq)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=p.gpt_lr, weight_decay=0.05, betas=(0.9, 0.95))
-    sched, step = Schedule(p.gpt_steps, p.gpt_lr, time_budget_s), 0
+    earlier = []
+    if resume:
+        model, old = ck.load_checkpoint(out_dir, "cloud", device)
+        model.train()
+        earlier = old["training"].pop("earlier_rounds", []) + [old["training"]]
+    else:
+        model = GPT(cloud_config(p, vq)).to(device)
+    gen = torch.Generator().manual_seed(p.seed + 1 + len(earlier))
+    lr = p.gpt_resume_lr if resume else p.gpt_lr
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.95))
+    sched, step = Schedule(p.gpt_steps, lr, time_budget_s), 0
     saver = PartialSaver(out_dir, "cloud", {})
     while not sched.done(step):
         idx = _batch_idx(gen, p.n_train, p.gpt_batch)
@@ -266,8 +278,10 @@ def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
     return ck.save_checkpoint(model, out_dir, "cloud", {
         "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "tokenizer_sha256": _sha(out_dir, "tokenizer")},
         "training": {"steps": step, "planned_steps": p.gpt_steps, "time_budget_s": time_budget_s,
-                     "final_loss": round(loss.item(), 4), "batch": p.gpt_batch, "lr": p.gpt_lr, "device": device,
-                     "seconds": round(time.time() - t0, 1), "cond_drop": model.cfg.cond_drop}})
+                     "final_loss": round(loss.item(), 4), "batch": p.gpt_batch, "lr": lr, "device": device,
+                     "seconds": round(time.time() - t0, 1), "cond_drop": model.cfg.cond_drop,
+                     "earlier_rounds": earlier,
+                     "total_steps": step + sum(r.get("steps", 0) for r in earlier)}})
 
 
 def _sha(out_dir, kind: str) -> str:
@@ -524,6 +538,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--budget-min", type=float, default=None,
                     help="wall-clock cap in minutes for cloud/device training (all: split 70/30)")
+    ap.add_argument("--resume", action="store_true", help="cloud: continue from the saved checkpoint")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids contention)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -539,6 +554,8 @@ def main(argv=None) -> None:
         kw["time_budget_s"] = 60 * a.budget_min
     if a.what == "all" and a.budget_min:
         kw = {"cloud_budget_s": 60 * a.budget_min * 0.7, "device_budget_s": 60 * a.budget_min * 0.3}
+    if a.resume:
+        kw["resume"] = True
     fn(a.out, preset=a.preset, device=a.device, progress=progress, **kw)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ciarsim.nn.checkpoints import load_models
-from ciarsim.nn.train import auroc, train_all
+from ciarsim.nn.train import auroc, train_all, train_cloud
 
 
 def test_auroc_known_values():
@@ -39,3 +39,6 @@ def test_tiny_train_all_end_to_end(tmp_path):
     models = load_models(tmp_path)
     assert len(models.device.trunk.blocks) == 1
     assert json.loads((tmp_path / "device.json").read_text())["training"]["loss_weights"]["alpha"] > 0
+    resumed = train_cloud(tmp_path, preset="tiny", resume=True)
+    assert len(resumed["training"]["earlier_rounds"]) == 1
+    assert resumed["training"]["total_steps"] == 2 * resumed["training"]["steps"]
