@@ -34,8 +34,11 @@ def device_name(device: str) -> str:
 def _resolve(config) -> tuple[str, GPTConfig]:
     if isinstance(config, GPTConfig):
         return "gpt", config
-    if isinstance(config, str) and config in GPT_PRESETS:
-        return config, GPT_PRESETS[config]()
+    if isinstance(config, str) and config in GPT_PRESETS:  # caption prefix as in training
+        from ciarsim.nn.data import CaptionTokenizer
+
+        tok = CaptionTokenizer()
+        return config, GPT_PRESETS[config](text_vocab_size=tok.vocab_size, cap_len=tok.max_len)
     raise CiarsimError(f"profile_model: config must be a GPTConfig or one of {sorted(GPT_PRESETS)}, got {config!r}")
 
 
