@@ -11,7 +11,7 @@ SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
 
 
 DEFAULT_LABELS = [
-    "base", "sd", "lantern", "code_split", "gated-random", "gated-entropy", "gated-max_prob",
+    "base", "sd", "lantern", "code_split", "gated-random", "gated-entropy", "gated-max_prob", "gated-topk_set", "gated-uhlm",
     "gated-interval", "ciar", "oracle", "device_only",
 ]  # fmt: skip
 NUMBERS = ("uplink_mbps", "downlink_mbps", "rtt_ms", "jitter_ms", "loss_rate", "capacity_cv")
