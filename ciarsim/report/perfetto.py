@@ -38,6 +38,10 @@ def export_trace_events(results_dir: str | Path, out_file: str | Path,
                            f"replications {', '.join(map(str, reps))}")  # fmt: skip
     m = res.messages
     seg = m[(m["point"] == key) & (m["replication"] == replication) & m["policy"].isin(labels)]
+    if seg.empty:
+        raise CiarsimError(f"{res.root}: no timeline rows for point {key}, replication "
+                           f"{replication}; `ciarsim run` records them for the first point only "
+                           "unless run with --messages all")  # fmt: skip
     row = res.points[res.points["point"] == key].iloc[0]
     doc = {"traceEvents": trace_events(seg, labels), "displayTimeUnit": "ms",
            "otherData": {"ciarsim": __version__, "scenario": res.name, "point": key,

@@ -42,13 +42,15 @@ def test_resolve_param_finds_policies_by_label_name_or_index():
 
 
 def test_trace_events_load_as_chrome_trace_json(results_dir, tmp_path):
-    out = export_trace_events(results_dir, tmp_path / "t.json", point=1, policy="ciar")
+    with pytest.raises(CiarsimError, match="--messages all"):  # timelines: first point only
+        export_trace_events(results_dir, tmp_path / "t.json", point=1, policy="ciar")
+    out = export_trace_events(results_dir, tmp_path / "t.json", point=0, policy="ciar")
     doc = json.loads(out.read_text())
     spans = [e for e in doc["traceEvents"] if e["ph"] == "X"]
     assert spans and all({"ph", "ts", "dur", "pid", "tid", "name"} <= set(e) for e in spans)
     assert all(e["dur"] >= 0 and e["cat"] == "ciar" for e in spans)
     names = {e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"}
-    assert "ciar · uplink" in names and doc["otherData"]["point_index"] == 1
+    assert "ciar · uplink" in names and doc["otherData"]["point_index"] == 0
     assert {e["tid"] for e in spans} == {1, 2, 3}  # one thread per image
     everything = json.loads(export_trace_events(results_dir, tmp_path / "all.json").read_text())
     assert {e["cat"] for e in everything["traceEvents"] if e["ph"] == "X"} == {"base", "ciar"}
