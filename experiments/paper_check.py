@@ -26,7 +26,7 @@ import pandas as pd
 
 OUT = Path("reports/paper-check")
 SIGNALS = ["random", "entropy", "max_prob", "topk_set", "uhlm", "interval"]
-CURVE_RATES = [0.05, 0.15, 0.25, 0.4, 0.6]
+CURVE_RATES = [0.05, 0.15, 0.35, 0.6]
 TABLE_RATE = 0.25  # share of device tokens sent: with the 6% cloud prefix, ~30% cloud passes
 COLUMNS = ["policy", "speedup_vs_base", "cloud_calls_pct", "caption_consistency", "fd"]
 
@@ -46,7 +46,8 @@ def calibrate(images: int) -> dict[str, list[float]]:
     from ciarsim.scenario.schema import ModelsConfig, WorkloadConfig
 
     rates = sorted(set(CURVE_RATES + [TABLE_RATE]))
-    taus = signal_thresholds(SIGNALS, rates, WorkloadConfig(images=images), ModelsConfig(), 0)
+    taus = signal_thresholds(SIGNALS, rates, WorkloadConfig(images=images), ModelsConfig(), 0,
+                             k=8, samples=20)  # as in the shipped scenarios
     table = {s: taus[s][rates.index(TABLE_RATE)] for s in SIGNALS}
     curve = {s: [taus[s][rates.index(r)] for r in CURVE_RATES] for s in SIGNALS}
     (OUT / "thresholds.json").write_text(json.dumps({"table_rate": TABLE_RATE, "table": table,
@@ -91,19 +92,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--calibration-images", type=int, default=32)
+    ap.add_argument("--curve-images", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     taus = calibrate(a.calibration_images)
-    common = ["--workers", str(a.workers), "--set", f"workload.images={a.images}"]
+    common = ["--workers", str(a.workers)]
+    images = ["--set", f"workload.images={a.images}"]
     sets = [x for o in tau_overrides(taus["table"]) for x in ("--set", o)]
-    ciarsim("run", "scenarios/ideal.yaml", "--out", str(OUT / "ideal"), *common, *sets)
+    ciarsim("run", "scenarios/ideal.yaml", "--out", str(OUT / "ideal"), *common, *images, *sets)
     table = paper_table(OUT / "ideal")
     table.to_csv(OUT / "summary.csv", index=False)
     zip_group = {f"policies.gated-{s}.tau": taus["curve"][s] for s in SIGNALS}
     zip_group["policies.ciar.tau"] = taus["curve"]["interval"]
     ciarsim("run", "scenarios/ideal.yaml", "--out", str(OUT / "thresholds"), *common,
-            "--set", "zip=" + json.dumps([zip_group]), "--no-report")  # fmt: skip
+            "--set", f"workload.images={a.curve_images}", "--set", "zip=" + json.dumps([zip_group]),
+            "--set", "policies=[{name: base}, " + ", ".join(
+                f"{{name: gated, signal: {s}, k: 8}}" for s in SIGNALS) + ", {name: ciar}]")  # fmt: skip
     curve = pd.read_csv(OUT / "thresholds" / "summary.csv")
     curve.to_csv(OUT / "thresholds.csv", index=False)
     rtts = "[0, 5, 10, 20, 40, 70, 100, 150, 200]"
@@ -112,7 +117,7 @@ def main() -> None:
                            ("rtt-4g-phone", "scenarios/4g.yaml")):  # fmt: skip
         extra = ["--set", "network.capacity=constant", "--set", "network.uplink_mbps=11.2",
                  "--set", "network.downlink_mbps=13.9"] if "ideal" in scenario else []  # fmt: skip
-        ciarsim("run", scenario, "--out", str(OUT / name), *common, *extra,
+        ciarsim("run", scenario, "--out", str(OUT / name), *common, *images, *extra,
                 "--set", f"policies={pol}", "--set", f"sweep={{network.rtt_ms: {rtts}}}")
     be = {name: break_even(OUT / name) for name in ("rtt-ideal-hardware", "rtt-4g-phone")}
     (OUT / "break_even.json").write_text(json.dumps(be, indent=2))
