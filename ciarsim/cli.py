@@ -149,21 +149,39 @@ def _executor(kind: str, workers: int, ray_address: Optional[str]):
     raise CiarsimError(f"--executor: expected 'local' or 'ray', got '{kind}'")
 
 
+SUMMARY_VIEW = [  # column, header, format
+    ("policy", "policy", "{}"),
+    ("latency_mean_ms", "mean ms", "{:,.0f}"),
+    ("latency_p50_ms", "p50 ms", "{:,.0f}"),
+    ("latency_p95_ms", "p95 ms", "{:,.0f}"),
+    ("speedup_vs_base", "speed-up", "{:.2f}x"),
+    ("cloud_calls_mean", "round trips", "{:.1f}"),
+    ("cloud_calls_pct", "cloud % of base", "{:.1f}"),
+    ("caption_consistency", "consistency", "{:.3f}"),
+    ("fd", "FD", "{:.0f}"),
+]
+
+
 def _print_summary(summary) -> None:
-    table = Table(title="summary (latency in ms)")
-    cols = ["point", "policy", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms",
-            "speedup_vs_base", "cloud_calls_mean", "cloud_calls_reduction_vs_sd"]  # fmt: skip
-    for c in cols:
-        table.add_column(c.replace("_", " "), justify="right" if c not in ("point", "policy") else "left")
-    for row in summary[cols].itertuples(index=False):
-        table.add_row(*[_cell(v) for v in row])
-    out.print(table)
+    """One table per sweep point (the first few), in the user's policy order."""
+    points = list(dict.fromkeys(summary["point"]))
+    for i, point in enumerate(points[:4]):
+        rows = summary[summary["point"] == point]
+        title = "summary" if len(points) == 1 else f"point {i + 1}/{len(points)} ({point})"
+        table = Table(title=title)
+        for col, header, _ in SUMMARY_VIEW:
+            table.add_column(header, justify="left" if col == "policy" else "right")
+        for _, row in rows.iterrows():
+            table.add_row(*[_cell(row.get(col), fmt) for col, _, fmt in SUMMARY_VIEW])
+        out.print(table)
+    if len(points) > 4:
+        out.print(f"... {len(points) - 4} more points in summary.csv / summary.md")
 
 
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return "-" if v != v else f"{v:.3g}"
-    return str(v)
+def _cell(v, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    return fmt.format(v)
 
 
 @scenarios_app.command("validate")
