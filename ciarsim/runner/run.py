@@ -78,10 +78,11 @@ def preflight(scenario: Scenario) -> None:
 
     problems = []
     root = Path(scenario.models.checkpoints)
-    if not (root / "card.json").exists():
+    missing_models = [k for k in ("tokenizer", "cloud", "device") if not (root / f"{k}.json").exists()]
+    if missing_models:
         problems.append(
-            f"decision models: no trained checkpoints at '{root}' (models.checkpoints); "
-            f"build them with `ciarsim train all --out {root}`"
+            f"decision models: no trained {', '.join(missing_models)} checkpoint at '{root}' "
+            f"(models.checkpoints); build them with `ciarsim train all --out {root}`"
         )
     missing = sorted({p.name for p in scenario.policies} - set(REGISTRY))
     if missing:
