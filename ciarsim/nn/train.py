@@ -454,14 +454,27 @@ def evaluate_models(out_dir, preset: str = "shapes-256", device: str = "cpu",
         card["interhead"][f"auroc_{name}"] = _num(auroc(sig[key], sig["reject"]))
         card["interhead"][f"auroc_{name}_vs_greedy_disagreement"] = _num(auroc(sig[key], disagree))
     card["targets"] = _targets(card)
-    for kind in ck.KINDS:
-        c = ck.read_json(Path(out_dir) / f"{kind}.json", kind)
-        card.setdefault("checkpoints", {})[kind] = {
-            "sha256": c["sha256"], "n_params": c["n_params"], "training": c.get("training", {})}
-    ck.write_json(Path(out_dir) / "card.json", card)
-    (Path(out_dir) / "CARD.md").write_text(card_markdown(card))
+    write_card(out_dir, card)
     _report(progress, "evaluate", 4, 4, {"seconds": time.time() - t0})
     return card
+
+
+def _totals(training: dict) -> tuple[int, float]:
+    """Steps and seconds over every round recorded in a model card's ``training``."""
+    rounds = [training] + training.get("earlier_rounds", []) + list(training.get("decoder_finetune", []))
+    return sum(r.get("steps", 0) for r in rounds), round(sum(r.get("seconds", 0.0) for r in rounds), 1)
+
+
+def write_card(out_dir, card: dict) -> None:
+    """Fill ``checkpoints`` from the per-model cards; write card.json and CARD.md."""
+    for kind in ck.KINDS:
+        c = ck.read_json(Path(out_dir) / f"{kind}.json", kind)
+        steps, seconds = _totals(c.get("training", {}))
+        card.setdefault("checkpoints", {})[kind] = {
+            "sha256": c["sha256"], "n_params": c["n_params"], "total_steps": steps,
+            "total_train_seconds": seconds, "training": c.get("training", {})}
+    ck.write_json(Path(out_dir) / "card.json", card)
+    (Path(out_dir) / "CARD.md").write_text(card_markdown(card))
 
 
 def _num(x: float) -> float | None:
@@ -508,10 +521,13 @@ def card_markdown(card: dict) -> str:
     lines += ["", "## Targets", "", "| target | met |", "|---|---|"]
     lines += [f"| {k} | {'yes' if v else ('not measured' if v is None else '**missed**')} |"
               for k, v in card["targets"].items()]
-    lines += ["", "## Checkpoints", "", "| model | params | steps | train seconds | sha256 |", "|---|---|---|---|---|"]
+    lines += ["", "## Checkpoints", "", "| model | params | steps (all rounds) | train seconds (all rounds) | sha256 |",
+              "|---|---|---|---|---|"]
     for k, c in card["checkpoints"].items():
-        t = c["training"]
-        lines.append(f"| {k} | {c['n_params']:,} | {t.get('steps')} | {t.get('seconds')} | `{c['sha256'][:16]}…` |")
+        lines.append(f"| {k} | {c['n_params']:,} | {c['total_steps']} | {c['total_train_seconds']} | "
+                     f"`{c['sha256'][:16]}…` |")
+    if card.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in card["notes"]]
     lines += ["", "Definitions: greedy agreement = share of positions where the device's greedy token equals "
               "the cloud's greedy token (both CFG-guided), teacher-forced on the cloud's own held-out samples. "
               f"Rejection label: {e['reject_label']} for the device's greedy token x (p cloud, q device p_mid). "
