@@ -45,7 +45,8 @@ def token_map(arrays: dict[str, np.ndarray], title: str, n: int = MAX_IMAGES) ->
     u_img = None
     if has_u:
         finite = u[np.isfinite(u)]
-        lo, hi = float(finite.min()), float(finite.max())
+        # robust range (2nd-98th percentile): one outlier must not flatten the whole map
+        lo, hi = (float(x) for x in np.percentile(finite, [2, 98]))
     for j in range(k):
         col = axes[:, j]
         for ax in col:
@@ -75,7 +76,7 @@ def token_map(arrays: dict[str, np.ndarray], title: str, n: int = MAX_IMAGES) ->
         ax.set_ylabel(names[row])
     if u_img is not None:
         cbar = fig.colorbar(u_img, ax=axes[-1, :], shrink=0.9, aspect=15)
-        cbar.set_label("U (grey: none)")
+        cbar.set_label("U, 2nd-98th pct (grey: none)")
     handles = [Patch(facecolor=c, edgecolor="#777777", linewidth=0.4, label=lab) for c, lab in zip(SOURCE_COLORS, SOURCE_LABELS)]
     fig.legend(handles=handles, loc="outside lower center", ncols=2 if k < 3 else 4)
     fig.suptitle(f"{title}: {k} sample image{'s' * (k > 1)}", fontsize=8.5)
