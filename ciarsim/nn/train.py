@@ -63,10 +63,10 @@ class TrainPreset:
 TRAIN_PRESETS = {
     "tiny": TrainPreset(vq="tiny", gpt="tiny", n_train=64, vq_steps=6, vq_dec_steps=3, vq_batch=8, gpt_steps=4,
                         gpt_batch=4, dev_steps=4, dev_batch=4, n_eval_images=16, n_eval_prompts=8),
-    "shapes-256": TrainPreset(),
-    # Inter-DRO weight variant: stronger L1 coverage anchor, weak DRO on the lower bound (which
-    # otherwise pushes r to 0 exactly at the hard positions).
-    "shapes-256-wide": TrainPreset(dro=InterDROWeights(lambda_v=2.0, lambda_dro=0.1)),
+    # Default Inter-DRO weights: stronger L1 coverage anchor, weak DRO on the lower bound (which
+    # otherwise pushes r to 0 exactly at the hard positions): AUROC(U) 0.72 vs 0.54 with all 1.0.
+    "shapes-256": TrainPreset(dro=InterDROWeights(lambda_v=2.0, lambda_dro=0.1)),
+    "shapes-256-even": TrainPreset(),  # all Inter-DRO weights 1.0 (the first trained variant)
 }
 
 
