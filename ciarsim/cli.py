@@ -224,6 +224,7 @@ def train(
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
     budget_min: Optional[float] = typer.Option(None, help="Wall-clock cap (minutes) for the GPT stages."),
     threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
+    precision: str = typer.Option("auto", help="GPT passes: auto (bf16 where the hardware has it), bf16, fp32."),
 ) -> None:
     """Train the decision models (safetensors + JSON cards) and measure the card's targets."""
     from ciarsim.errors import CiarsimError as _E  # noqa: PLC0415
@@ -256,16 +257,17 @@ def train(
                                                     progress=cls_progress)
             out.print(f"classifier: held-out accuracy {card.get('heldout_accuracy', card)}")
         budget = 60 * budget_min if budget_min else None
+        tr.resolve_precision(precision, device)  # a typo fails before any training starts
         if what == "tokenizer":
             tr.train_tokenizer(out_dir, preset, device, progress)
         elif what == "cloud":
-            tr.train_cloud(out_dir, preset, device, progress, budget)
+            tr.train_cloud(out_dir, preset, device, progress, budget, precision=precision)
         elif what == "device":
-            tr.train_device(out_dir, preset, device, progress, budget)
+            tr.train_device(out_dir, preset, device, progress, budget, precision=precision)
         elif what == "all":
             tr.train_all(out_dir, preset, device, progress,
                          cloud_budget_s=budget and 0.7 * budget,
-                         device_budget_s=budget and 0.3 * budget)  # fmt: skip
+                         device_budget_s=budget and 0.3 * budget, precision=precision)  # fmt: skip
     out.print(f"wrote checkpoints to {out_dir} (see {out_dir}/CARD.md)")
 
 

@@ -42,3 +42,38 @@ def test_tiny_train_all_end_to_end(tmp_path):
     resumed = train_cloud(tmp_path, preset="tiny", resume=True)
     assert len(resumed["training"]["earlier_rounds"]) == 1
     assert resumed["training"]["total_steps"] == 2 * resumed["training"]["steps"]
+
+
+def test_precision_resolution_and_errors():
+    from ciarsim.errors import CiarsimError
+    from ciarsim.nn.train import resolve_precision
+
+    assert resolve_precision("fp32", "cuda") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cuda") == "bf16"
+    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    with pytest.raises(CiarsimError, match="unknown precision 'fp8'"):
+        resolve_precision("fp8", "cpu")
+
+
+def test_bf16_training_and_step_override_are_recorded(tmp_path):
+    from ciarsim.nn.train import train_device, train_tokenizer
+
+    train_tokenizer(tmp_path, preset="tiny")
+    cloud = train_cloud(tmp_path, preset="tiny", precision="bf16", steps=3)
+    assert cloud["training"]["precision"] == "bf16" and cloud["training"]["steps"] == 3
+    dev = train_device(tmp_path, preset="tiny", precision="bf16", steps=2)
+    assert dev["training"]["precision_cloud_passes"] == "bf16" and dev["training"]["steps"] == 2
+    assert all(np.isfinite(v) for v in dev["training"]["final_loss"].values())
+    models = load_models(tmp_path)  # weights saved fp32/fp16 as usual, loadable
+    assert models.device is not None
+
+
+def test_train_cli_rejects_unknown_precision(tmp_path):
+    from typer.testing import CliRunner
+
+    from ciarsim.cli import app
+
+    r = CliRunner().invoke(app, ["train", "cloud", "--out", str(tmp_path), "--precision", "fp8"])
+    assert r.exit_code != 0 and "unknown precision 'fp8'" in r.output
+    assert "Traceback" not in r.output
