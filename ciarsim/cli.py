@@ -225,6 +225,8 @@ def train(
     budget_min: Optional[float] = typer.Option(None, help="Wall-clock cap (minutes) for the GPT stages."),
     threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
     precision: str = typer.Option("auto", help="GPT passes: auto (bf16 where the hardware has it), bf16, fp32."),
+    data: Optional[Path] = typer.Option(None, help="Train on a folder of images + captions.csv (file,caption) "
+                                        "instead of the procedural scenes; its last 10% is held out."),
 ) -> None:
     """Train the decision models (safetensors + JSON cards) and measure the card's targets."""
     from ciarsim.errors import CiarsimError as _E  # noqa: PLC0415
@@ -237,6 +239,12 @@ def train(
 
     if threads:
         torch.set_num_threads(threads)
+    tr.resolve_precision(precision, device)  # bad options fail before any training starts
+    if data is not None:
+        if what == "classifier":
+            raise _E("train classifier: --data does not apply; the attribute classifier learns the procedural "
+                     "scenes' ground truth, which a folder of images does not have")
+        tr.data_record(tr.get_preset(preset), data)  # reads and checks the folder
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"), console=err,
@@ -249,7 +257,7 @@ def train(
             info = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
             bar.update(tasks[stage], completed=step, total=total, info=info)
 
-        if what in ("classifier", "all"):
+        if what == "classifier" or (what == "all" and data is None):
             def cls_progress(step: int, loss: float) -> None:
                 progress("classifier", step, quality.DEFAULT_CLASSIFIER_STEPS, {"loss": float(loss)})
 
@@ -257,17 +265,16 @@ def train(
                                                     progress=cls_progress)
             out.print(f"classifier: held-out accuracy {card.get('heldout_accuracy', card)}")
         budget = 60 * budget_min if budget_min else None
-        tr.resolve_precision(precision, device)  # a typo fails before any training starts
         if what == "tokenizer":
-            tr.train_tokenizer(out_dir, preset, device, progress)
+            tr.train_tokenizer(out_dir, preset, device, progress, data_dir=data)
         elif what == "cloud":
-            tr.train_cloud(out_dir, preset, device, progress, budget, precision=precision)
+            tr.train_cloud(out_dir, preset, device, progress, budget, precision=precision, data_dir=data)
         elif what == "device":
-            tr.train_device(out_dir, preset, device, progress, budget, precision=precision)
+            tr.train_device(out_dir, preset, device, progress, budget, precision=precision, data_dir=data)
         elif what == "all":
             tr.train_all(out_dir, preset, device, progress,
                          cloud_budget_s=budget and 0.7 * budget,
-                         device_budget_s=budget and 0.3 * budget, precision=precision)  # fmt: skip
+                         device_budget_s=budget and 0.3 * budget, precision=precision, data_dir=data)  # fmt: skip
     out.print(f"wrote checkpoints to {out_dir} (see {out_dir}/CARD.md)")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ciarsim.errors import CheckpointError
+from ciarsim.nn.data import CaptionTokenizer
 from ciarsim.nn.device import DeviceConfig, DeviceModel
 from ciarsim.nn.gpt import GPT, GPTConfig
 from ciarsim.nn.vq import VQConfig, VQModel
@@ -149,6 +150,7 @@ class ModelSet:
     cloud: GPT
     device: DeviceModel
     card: dict
+    captions: CaptionTokenizer = field(default_factory=CaptionTokenizer)  # the cloud's caption vocabulary (the grammar's unless trained on a folder)
 
 
 def load_models(model_dir: Path | str = DEFAULT_DIR, device: str = "cpu") -> ModelSet:
@@ -156,7 +158,19 @@ def load_models(model_dir: Path | str = DEFAULT_DIR, device: str = "cpu") -> Mod
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise CheckpointError(f"model directory {model_dir} not found; build it with `ciarsim train all`")
-    models = {k: load_checkpoint(model_dir, k, device)[0] for k in KINDS}
+    loaded = {k: load_checkpoint(model_dir, k, device) for k in KINDS}
     card_path = model_dir / "card.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
-    return ModelSet(models["tokenizer"], models["cloud"], models["device"], card)
+    return ModelSet(loaded["tokenizer"][0], loaded["cloud"][0], loaded["device"][0], card,
+                    caption_tokenizer(loaded["cloud"][1]))
+
+
+def caption_tokenizer(cloud_card: dict) -> CaptionTokenizer:
+    """The caption tokenizer a cloud was trained with (its card's ``data.caption_vocab``, if any)."""
+    cfg = cloud_card.get("config", {})
+    vocab = cloud_card.get("data", {}).get("caption_vocab")
+    tok = CaptionTokenizer(cfg.get("cap_len", 40), vocab)
+    if "text_vocab_size" in cfg and tok.vocab_size > cfg["text_vocab_size"]:
+        raise CheckpointError(f"cloud card: caption vocabulary has {tok.vocab_size} words, the model's text "
+                              f"embedding {cfg['text_vocab_size']}; rebuild with `ciarsim train cloud`")
+    return tok

@@ -364,17 +364,27 @@ def _grammar_vocab() -> tuple[str, ...]:
 
 
 class CaptionTokenizer:
-    """Word-level tokenizer over the grammar's fixed vocabulary: pad = 0, unknown words -> 1."""
+    """Word-level tokenizer: pad = 0, unknown words -> 1. The vocabulary is the scene grammar's
+    unless one is given (``from_captions`` builds one from a user's captions)."""
 
     PAD = 0
     UNK = 1
 
-    def __init__(self, max_len: int = MAX_CAPTION_LEN) -> None:
+    def __init__(self, max_len: int = MAX_CAPTION_LEN, vocab: list[str] | tuple[str, ...] | None = None) -> None:
         if max_len < 1:
             raise DataError(f"CaptionTokenizer: max_len must be >= 1, got {max_len}")
         self.max_len = max_len
-        self.vocab = _grammar_vocab()
+        self.vocab = tuple(vocab) if vocab is not None else _grammar_vocab()
+        if self.vocab[:2] != ("<pad>", "<unk>") or len(set(self.vocab)) != len(self.vocab):
+            raise DataError("CaptionTokenizer: a vocabulary must start with '<pad>', '<unk>' and have no repeats")
         self._ids = {w: i for i, w in enumerate(self.vocab)}
+
+    @classmethod
+    def from_captions(cls, captions: list[str], max_len: int = MAX_CAPTION_LEN) -> "CaptionTokenizer":
+        """The words of ``captions`` in order of first appearance (deterministic), after pad/unk."""
+        words = dict.fromkeys(w for c in captions for w in _normalise_words(c))
+        words.pop("<pad>", None), words.pop("<unk>", None)
+        return cls(max_len, ("<pad>", "<unk>", *words))
 
     @property
     def vocab_size(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from ciarsim.errors import CiarsimError
 from ciarsim.nn import checkpoints as ck
-from ciarsim.nn.data import EVAL_SEED, TRAIN_SEED, CaptionTokenizer, make_dataset
+from ciarsim.nn.data import EVAL_SEED, TRAIN_SEED, CaptionTokenizer, DataError, SceneSet, load_folder, make_dataset
 from ciarsim.nn.device import (DeviceConfig, DeviceModel, InterDROWeights, device_prefill, device_step, guide,
                                inter_dro_loss, new_device_cache)
 from ciarsim.nn.gpt import (GPT, GPT_PRESETS, cfg_mix, drop_condition, generate, lm_loss, sequence,
@@ -160,21 +161,58 @@ def _batch_idx(gen: torch.Generator, n: int, b: int) -> torch.Tensor:
     return torch.randint(0, n, (b,), generator=gen)
 
 
+# ---------------------------------------------------------------- training data
+
+HELDOUT_SHARE = 0.1  # of a user folder: kept out of training, used for the card's metrics
+
+
+def _folder_split(data_dir) -> tuple[SceneSet, SceneSet]:
+    ds = load_folder(data_dir)
+    n = len(ds.captions)
+    if n < 2:
+        raise DataError(f"{data_dir}: {n} image(s) listed; training needs at least 2 (one is held out)")
+    cut = n - max(1, round(n * HELDOUT_SHARE))
+    return (SceneSet(ds.images[:cut], ds.captions[:cut], None),
+            SceneSet(ds.images[cut:], ds.captions[cut:], None))
+
+
+def train_scenes(p: TrainPreset, data_dir=None) -> SceneSet:
+    """Training scenes: the generator's ``n_train`` TRAIN_SEED scenes, or a user folder's rows
+    except its held-out last 10% (captions.csv order)."""
+    return _folder_split(data_dir)[0] if data_dir else make_dataset(p.n_train, TRAIN_SEED)
+
+
+def heldout_scenes(n: int, data_dir=None) -> SceneSet:
+    """Held-out scenes for the card: ``n`` EVAL_SEED scenes, or all of a user folder's last 10%."""
+    return _folder_split(data_dir)[1] if data_dir else make_dataset(n, EVAL_SEED)
+
+
+def data_record(p: TrainPreset, data_dir=None) -> dict:
+    """What a checkpoint was trained on (written into its JSON card)."""
+    if not data_dir:
+        return {"source": "procedural", "train_seed": TRAIN_SEED, "n_train": p.n_train}
+    train, held = _folder_split(data_dir)
+    csv_sha = hashlib.sha256((Path(data_dir) / "captions.csv").read_bytes()).hexdigest()
+    return {"source": "folder", "path": str(Path(data_dir).resolve()), "captions_csv_sha256": csv_sha,
+            "n_train": len(train.captions), "n_heldout": len(held.captions)}
+
+
 # ---------------------------------------------------------------- tokenizer
 
 def train_tokenizer(out_dir, preset: str = "shapes-256", device: str = "cpu",
-                    progress: Progress | None = None, time_budget_s: float | None = None) -> dict:
+                    progress: Progress | None = None, time_budget_s: float | None = None,
+                    data_dir=None) -> dict:
     """Train the VQ tokenizer; save ``tokenizer.*`` in out_dir; return its card."""
     p, t0 = get_preset(preset), time.time()
     gen = torch.Generator().manual_seed(p.seed)
-    images = torch.from_numpy(make_dataset(p.n_train, TRAIN_SEED).images)
+    images = torch.from_numpy(train_scenes(p, data_dir).images)
     model = VQModel(VQ_PRESETS[p.vq]()).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.vq_lr, weight_decay=0.0, betas=(0.9, 0.99))
     K = model.cfg.codebook_size
     usage = torch.full((K,), 1.0 / K)
     sched, step = Schedule(p.vq_steps, p.vq_lr, time_budget_s), 0
     while not sched.done(step):
-        x = images[_batch_idx(gen, p.n_train, p.vq_batch)].to(device)
+        x = images[_batch_idx(gen, len(images), p.vq_batch)].to(device)
         if step == 0:
             with torch.no_grad():
                 model.init_codebook(model(x)[3].cpu(), gen)
@@ -196,31 +234,33 @@ def train_tokenizer(out_dir, preset: str = "shapes-256", device: str = "cpu",
         step += 1
     train_s = time.time() - t0
     ck.save_checkpoint(model, out_dir, "tokenizer", {
-        "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "eval_seed": EVAL_SEED},
+        "data": data_record(p, data_dir),
         "training": {"steps": step, "planned_steps": p.vq_steps, "time_budget_s": time_budget_s,
                      "final_mse": round(rec.item(), 5), "batch": p.vq_batch, "lr": p.vq_lr, "seconds": round(train_s, 1),
                      "device": device}})
     if p.vq_dec_steps > 0:
-        return finetune_decoder(out_dir, preset, device, progress, time_budget_s and time_budget_s * p.vq_dec_share)
+        return finetune_decoder(out_dir, preset, device, progress, time_budget_s and time_budget_s * p.vq_dec_share,
+                                data_dir=data_dir)
     model, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
-    metrics = eval_tokenizer(model, p.n_eval_images, device)
+    metrics = eval_tokenizer(model, p.n_eval_images, device, data_dir)
     _report(progress, "tokenizer", p.vq_steps, p.vq_steps, metrics)
     return ck.update_card(out_dir, "tokenizer", metrics=metrics)
 
 
 def finetune_decoder(out_dir, preset: str = "shapes-256", device: str = "cpu",
-                     progress: Progress | None = None, time_budget_s: float | None = None) -> dict:
+                     progress: Progress | None = None, time_budget_s: float | None = None,
+                     data_dir=None) -> dict:
     """Second tokenizer phase: train the decoder alone (encoder and codebook frozen, so every
     image's codes are unchanged and a cloud trained on them stays valid); re-save and measure."""
     p, t0 = get_preset(preset), time.time()
     model, card = ck.load_checkpoint(out_dir, "tokenizer", device)
     model.train()
     gen = torch.Generator().manual_seed(p.seed + 10)
-    images = torch.from_numpy(make_dataset(p.n_train, TRAIN_SEED).images)
+    images = torch.from_numpy(train_scenes(p, data_dir).images)
     opt = torch.optim.AdamW(model.decoder.parameters(), lr=p.vq_dec_lr, weight_decay=0.0, betas=(0.9, 0.99))
     sched, step = Schedule(p.vq_dec_steps, p.vq_dec_lr, time_budget_s, warmup=20), 0
     while not sched.done(step):
-        x = images[_batch_idx(gen, p.n_train, p.vq_batch)].to(device)
+        x = images[_batch_idx(gen, len(images), p.vq_batch)].to(device)
         with torch.no_grad():
             zq = model.quantize(model.encoder(to_float(x)))[0]
         _set_lr(opt, sched.lr(step))
@@ -239,15 +279,16 @@ def finetune_decoder(out_dir, preset: str = "shapes-256", device: str = "cpu",
                                     "final_mse": round(loss.item(), 5), "frozen": "encoder, codebook"}]
     ck.save_checkpoint(model, out_dir, "tokenizer", {"data": card.get("data", {}), "training": training})
     model, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
-    metrics = eval_tokenizer(model, p.n_eval_images, device)
+    metrics = eval_tokenizer(model, p.n_eval_images, device, data_dir)
     _report(progress, "tokenizer", p.vq_steps, p.vq_steps, metrics)
     return ck.update_card(out_dir, "tokenizer", metrics=metrics)
 
 
 @torch.no_grad()
-def eval_tokenizer(model: VQModel, n: int, device: str = "cpu") -> dict:
-    """PSNR (dB) and codebook usage on ``n`` held-out EVAL_SEED images."""
-    images = torch.from_numpy(make_dataset(n, EVAL_SEED).images)
+def eval_tokenizer(model: VQModel, n: int, device: str = "cpu", data_dir=None) -> dict:
+    """PSNR (dB) and codebook usage on ``n`` held-out EVAL_SEED images (or a folder's held-out rows)."""
+    images = torch.from_numpy(heldout_scenes(n, data_dir).images)
+    n = len(images)
     codes, recon = [], []
     for i in range(0, n, 128):
         c = model.encode(images[i:i + 128].to(device))
@@ -256,52 +297,54 @@ def eval_tokenizer(model: VQModel, n: int, device: str = "cpu") -> dict:
     codes = torch.cat(codes)
     return {"psnr_db": round(psnr_db(torch.cat(recon), images), 3),
             "codebook_usage": round(codebook_usage(codes, model.cfg.codebook_size), 4),
-            "n_eval_images": n, "eval_seed": EVAL_SEED}
+            "n_eval_images": n, **({"eval_seed": EVAL_SEED} if not data_dir else {"eval": "folder held-out rows"})}
 
 
 # ---------------------------------------------------------------- cloud GPT
 
-def encode_dataset(vq: VQModel, n: int, seed: int, device: str = "cpu", batch: int = 256):
+def encode_scenes(vq: VQModel, data: SceneSet, tok: CaptionTokenizer, device: str = "cpu", batch: int = 256):
     """Scenes -> (caption ids int64 (n, cap_len), image codes int64 (n, 256))."""
-    data = make_dataset(n, seed)
-    caps = torch.from_numpy(CaptionTokenizer().encode_batch(data.captions))
+    caps = torch.from_numpy(tok.encode_batch(data.captions))
     images = torch.from_numpy(data.images)
-    codes = torch.cat([vq.encode(images[i:i + batch].to(device)).cpu() for i in range(0, n, batch)])
-    return caps, codes, data
+    codes = torch.cat([vq.encode(images[i:i + batch].to(device)).cpu() for i in range(0, len(images), batch)])
+    return caps, codes
 
 
-def cloud_config(p: TrainPreset, vq: VQModel):
-    tok = CaptionTokenizer()
+def cloud_config(p: TrainPreset, vq: VQModel, tok: CaptionTokenizer):
     return GPT_PRESETS[p.gpt](vocab_size=vq.cfg.codebook_size, text_vocab_size=tok.vocab_size,
                               cap_len=tok.max_len, grid=vq.cfg.grid)
 
 
 def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
                 progress: Progress | None = None, time_budget_s: float | None = None,
-                resume: bool = False, precision: str = "auto", steps: int | None = None) -> dict:
+                resume: bool = False, precision: str = "auto", steps: int | None = None, data_dir=None) -> dict:
     """Train the cloud GPT on tokenizer codes of the training scenes; save ``cloud.*``.
 
     ``resume``: continue from the saved cloud (new optimiser, warm-up, peak lr ``gpt_resume_lr``);
-    the card keeps the earlier rounds. ``steps`` overrides the preset's step count."""
+    the card keeps the earlier rounds. ``steps`` overrides the preset's step count. ``data_dir``: train
+    on a user folder (images + captions.csv) with a caption vocabulary built from its captions."""
     p, t0 = get_preset(preset), time.time()
     p = replace(p, gpt_steps=steps or p.gpt_steps)
     precision = resolve_precision(precision, device)
     vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
-    caps, codes, _ = encode_dataset(vq, p.n_train, TRAIN_SEED, device)
+    scenes = train_scenes(p, data_dir)
     earlier = []
     if resume:
         model, old = ck.load_checkpoint(out_dir, "cloud", device)
         model.train()
         earlier = old["training"].pop("earlier_rounds", []) + [old["training"]]
+        tok = ck.caption_tokenizer(old)
     else:
-        model = GPT(cloud_config(p, vq)).to(device)
+        tok = CaptionTokenizer.from_captions(scenes.captions) if data_dir else CaptionTokenizer()
+        model = GPT(cloud_config(p, vq, tok)).to(device)
+    caps, codes = encode_scenes(vq, scenes, tok, device)
     gen = torch.Generator().manual_seed(p.seed + 1 + len(earlier))
     lr = p.gpt_resume_lr if resume else p.gpt_lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.95))
     sched, step = Schedule(p.gpt_steps, lr, time_budget_s), 0
     saver = PartialSaver(out_dir, "cloud", {})
     while not sched.done(step):
-        idx = _batch_idx(gen, p.n_train, p.gpt_batch)
+        idx = _batch_idx(gen, len(caps), p.gpt_batch)
         cap = drop_condition(caps[idx], model.cfg.cond_drop, model.cfg.null_id, gen).to(device)
         _set_lr(opt, sched.lr(step))
         with autocast(device, precision):
@@ -315,7 +358,8 @@ def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
         saver(model, step)
         step += 1
     return ck.save_checkpoint(model, out_dir, "cloud", {
-        "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "tokenizer_sha256": _sha(out_dir, "tokenizer")},
+        "data": {**data_record(p, data_dir), "tokenizer_sha256": _sha(out_dir, "tokenizer"),
+                 **({"caption_vocab": list(tok.vocab)} if tok.vocab != CaptionTokenizer().vocab else {})},
         "training": {"steps": step, "planned_steps": p.gpt_steps, "time_budget_s": time_budget_s,
                      "final_loss": round(loss.item(), 4), "batch": p.gpt_batch, "lr": lr, "device": device,
                      "precision": precision, "seconds": round(time.time() - t0, 1), "cond_drop": model.cfg.cond_drop,
@@ -353,15 +397,15 @@ def device_step_loss(dev: DeviceModel, cloud: GPT, cap, img, w: InterDROWeights,
 
 def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
                  progress: Progress | None = None, time_budget_s: float | None = None,
-                 precision: str = "auto", steps: int | None = None) -> dict:
+                 precision: str = "auto", steps: int | None = None, data_dir=None) -> dict:
     """Train the device layer, Inter-Head and phi against the frozen cloud; save ``device.*``."""
     p, t0 = get_preset(preset), time.time()
     p = replace(p, dev_steps=steps or p.dev_steps)
     precision = resolve_precision(precision, device)
     vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
-    cloud, _ = ck.load_checkpoint(out_dir, "cloud", device)
+    cloud, cloud_card = ck.load_checkpoint(out_dir, "cloud", device)
     cloud.requires_grad_(False)
-    caps, codes, _ = encode_dataset(vq, p.n_train, TRAIN_SEED, device)
+    caps, codes = encode_scenes(vq, train_scenes(p, data_dir), ck.caption_tokenizer(cloud_card), device)
     gen = torch.Generator().manual_seed(p.seed + 2)
     dev = DeviceModel(DeviceConfig(cloud=cloud.cfg)).to(device)
     dev.init_from_cloud(cloud)
@@ -369,7 +413,7 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
     sched, step = Schedule(p.dev_steps, p.dev_lr, time_budget_s), 0
     saver = PartialSaver(out_dir, "device", {})
     while not sched.done(step):
-        idx = _batch_idx(gen, p.n_train, p.dev_batch)
+        idx = _batch_idx(gen, len(caps), p.dev_batch)
         cap = drop_condition(caps[idx], cloud.cfg.cond_drop, cloud.cfg.null_id, gen).to(device)
         _set_lr(opt, sched.lr(step))
         terms = device_step_loss(dev, cloud, cap, codes[idx].to(device), p.dro, with_phi=step % 2 == 0,
@@ -384,7 +428,7 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
         saver(dev, step)
         step += 1
     return ck.save_checkpoint(dev, out_dir, "device", {
-        "data": {"train_seed": TRAIN_SEED, "n_train": p.n_train, "cloud_sha256": _sha(out_dir, "cloud")},
+        "data": {**data_record(p, data_dir), "cloud_sha256": _sha(out_dir, "cloud")},
         "training": {"steps": step, "planned_steps": p.dev_steps, "time_budget_s": time_budget_s,
                      "final_loss": {k: round(v.item(), 4) for k, v in terms.items()}, "batch": p.dev_batch, "lr": p.dev_lr, "device": device,
                      "precision_cloud_passes": precision,
@@ -445,6 +489,11 @@ def teacher_forced_signals(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: 
     return {k: torch.cat(v).numpy() for k, v in cols.items()}
 
 
+def _no_quality(images, captions, ref) -> dict:
+    return {"caption_consistency": None, "fd": None,
+            "note": "not measured: the attribute classifier knows only the procedural scenes' attributes"}
+
+
 def _quality(images: np.ndarray, captions: list[str], ref: np.ndarray) -> dict:
     from ciarsim.nn import quality
 
@@ -458,36 +507,39 @@ def _quality(images: np.ndarray, captions: list[str], ref: np.ndarray) -> dict:
 
 @torch.no_grad()
 def evaluate_models(out_dir, preset: str = "shapes-256", device: str = "cpu",
-                    progress: Progress | None = None) -> dict:
-    """Measure every card metric on held-out EVAL_SEED prompts; write card.json and CARD.md."""
+                    progress: Progress | None = None, data_dir=None) -> dict:
+    """Measure every card metric on held-out EVAL_SEED prompts (or a user folder's held-out rows,
+    where the attribute-classifier metrics do not apply); write card.json and CARD.md."""
     p, t0 = get_preset(preset), time.time()
     models = ck.load_models(out_dir, device)
     vq, cloud, dev = models.tokenizer, models.cloud, models.device
-    n = p.n_eval_prompts
-    data = make_dataset(n, EVAL_SEED)
-    cap = torch.from_numpy(CaptionTokenizer().encode_batch(data.captions)).to(device)
-    ref = make_dataset(max(n, 1000), EVAL_SEED, start=n).images  # reference images, disjoint prompts
+    data = heldout_scenes(p.n_eval_prompts, data_dir)
+    n = len(data.captions)
+    cap = torch.from_numpy(models.captions.encode_batch(data.captions)).to(device)
+    quality = _quality if not data_dir else _no_quality
+    ref = make_dataset(max(n, 1000), EVAL_SEED, start=n).images if not data_dir else None
     gen = torch.Generator(device=device).manual_seed(p.seed + 3)
     cloud_codes = torch.cat([generate(cloud, cap[i:i + 100], p.cfg_scale, p.temperature, p.top_k, gen)
                              for i in range(0, n, 100)])
     _report(progress, "evaluate", 1, 4, {"cloud_samples_s": time.time() - t0})
     dev_codes = torch.cat([device_generate(dev, cap[i:i + 100], p.cfg_scale) for i in range(0, n, 100)])
     _report(progress, "evaluate", 2, 4, {"device_samples_s": time.time() - t0})
-    cloud_q = _quality(vq.decode_code(cloud_codes).cpu().numpy(), data.captions, ref)
-    dev_q = _quality(vq.decode_code(dev_codes).cpu().numpy(), data.captions, ref)
-    real_q = _quality(data.images, data.captions, ref)  # the same prompts' real images: the ceiling
-    recon_q = _quality(vq.decode_code(vq.encode(torch.from_numpy(data.images).to(device))).cpu().numpy(),
-                       data.captions, ref)  # real images through the tokenizer
+    cloud_q = quality(vq.decode_code(cloud_codes).cpu().numpy(), data.captions, ref)
+    dev_q = quality(vq.decode_code(dev_codes).cpu().numpy(), data.captions, ref)
+    real_q = quality(data.images, data.captions, ref)  # the same prompts' real images: the ceiling
+    recon_q = quality(vq.decode_code(vq.encode(torch.from_numpy(data.images).to(device))).cpu().numpy(),
+                      data.captions, ref)  # real images through the tokenizer
     sig = teacher_forced_signals(cloud, dev, cap, cloud_codes, p.cfg_scale)
     _report(progress, "evaluate", 3, 4, {"signals_s": time.time() - t0})
     tok = models.card.get("tokenizer") or ck.read_json(Path(out_dir) / "tokenizer.json", "tokenizer").get("metrics", {})
     if "psnr_db" not in tok:
-        tok = eval_tokenizer(vq, p.n_eval_images, device)
+        tok = eval_tokenizer(vq, p.n_eval_images, device, data_dir)
     disagree = ~sig["agree"]
     card = {
         "model_set": Path(out_dir).name, "preset": preset,
-        "eval": {"seed": EVAL_SEED, "n_prompts": n, "n_positions": int(sig["agree"].size),
-                 "n_reference_images": int(len(ref)), "cfg_scale": p.cfg_scale, "top_k": p.top_k,
+        "eval": {**({"seed": EVAL_SEED} if not data_dir else {"prompts": "held-out rows of " + str(data_dir)}),
+                 "n_prompts": n, "n_positions": int(sig["agree"].size),
+                 "n_reference_images": 0 if ref is None else int(len(ref)), "cfg_scale": p.cfg_scale, "top_k": p.top_k,
                  "temperature": p.temperature, "device_decoding": "greedy on CFG-guided p_mid",
                  "signals_on": "teacher-forced on held-out cloud samples; proposal = device greedy token",
                  "reject_label": "1 - min(1, p(x)/q(x)) > 0.5", "seconds": round(time.time() - t0, 1)},
@@ -553,10 +605,12 @@ def _targets(card: dict) -> dict:
 
 def card_markdown(card: dict) -> str:
     e = card["eval"]
+    source = ("procedural captioned scenes (`ciarsim.nn.data`, TRAIN_SEED); every number below is measured "
+              "on held-out EVAL_SEED data" if "prompts" not in e else
+              f"a user folder; every number below is measured on its {e['prompts']}")
     lines = [f"# Decision models `{card['model_set']}`", "",
-             "Small LlamaGen-style models trained on CPU on procedural captioned scenes "
-             "(`ciarsim.nn.data`, TRAIN_SEED); every number below is measured on held-out EVAL_SEED "
-             f"data ({e['n_prompts']} prompts, {e['n_positions']} teacher-forced positions, "
+             f"Small LlamaGen-style models trained on {source} "
+             f"({e['n_prompts']} prompts, {e['n_positions']} teacher-forced positions, "
              f"CFG {e['cfg_scale']}, top-k {e['top_k'] or 'off'}, T {e['temperature']}).", "",
              "| metric | value |", "|---|---|"]
     for sec in ("tokenizer", "cloud", "device", "interhead", "reference"):
@@ -587,14 +641,15 @@ def card_markdown(card: dict) -> str:
 
 def train_all(out_dir, preset: str = "shapes-256", device: str = "cpu", progress: Progress | None = None,
               cloud_budget_s: float | None = None, device_budget_s: float | None = None,
-              precision: str = "auto") -> dict:
+              precision: str = "auto", data_dir=None) -> dict:
     """Tokenizer, cloud, device, then the card metrics; returns the aggregate card.
 
-    The optional budgets cap the cloud / device training wall-clock time (seconds)."""
-    train_tokenizer(out_dir, preset, device, progress)
-    train_cloud(out_dir, preset, device, progress, cloud_budget_s, precision=precision)
-    train_device(out_dir, preset, device, progress, device_budget_s, precision=precision)
-    return evaluate_models(out_dir, preset, device, progress)
+    The optional budgets cap the cloud / device training wall-clock time (seconds); ``data_dir``
+    trains on a user folder (images + captions.csv) instead of the procedural scenes."""
+    train_tokenizer(out_dir, preset, device, progress, data_dir=data_dir)
+    train_cloud(out_dir, preset, device, progress, cloud_budget_s, precision=precision, data_dir=data_dir)
+    train_device(out_dir, preset, device, progress, device_budget_s, precision=precision, data_dir=data_dir)
+    return evaluate_models(out_dir, preset, device, progress, data_dir=data_dir)
 
 
 def main(argv=None) -> None:
@@ -610,6 +665,7 @@ def main(argv=None) -> None:
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="GPT passes: bf16 autocast (auto: where the hardware has bf16) or fp32")
     ap.add_argument("--steps", type=int, default=None, help="cloud/device: override the preset's step count")
+    ap.add_argument("--data", default=None, help="train on a folder of images + captions.csv (file,caption)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
@@ -630,6 +686,8 @@ def main(argv=None) -> None:
         kw["precision"] = a.precision
     if a.what in ("cloud", "device") and a.steps:
         kw["steps"] = a.steps
+    if a.data:
+        kw["data_dir"] = a.data
     fn(a.out, preset=a.preset, device=a.device, progress=progress, **kw)
 
 

@@ -97,12 +97,13 @@ class Prompts:
     cap_ids: torch.Tensor  # (N, Lc) int64
 
 
-def load_prompts(start: int, count: int, cap_len: int) -> Prompts:
-    """Held-out captions ``start .. start + count`` (the generator's EVAL_SEED set)."""
+def load_prompts(start: int, count: int, cap_len: int, tok=None) -> Prompts:
+    """Held-out captions ``start .. start + count`` (the generator's EVAL_SEED set), encoded with
+    ``tok`` (the model set's caption tokenizer; the grammar's by default)."""
     from ciarsim.nn.data import EVAL_SEED, CaptionTokenizer, make_dataset  # noqa: PLC0415
 
     ds = make_dataset(count, EVAL_SEED, start=start)
-    tok = CaptionTokenizer()
+    tok = tok or CaptionTokenizer()
     ids = [tok.encode(c)[:cap_len] for c in ds.captions]
     ids = [row + [0] * (cap_len - len(row)) for row in ids]
     return Prompts(np.arange(start, start + count), list(ds.captions), torch.tensor(ids))
@@ -134,7 +135,7 @@ def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,
             f"workload.token_grid: the decision models generate a {models.cloud.cfg.grid}x"
             f"{models.cloud.cfg.grid} grid, got {workload.token_grid}"
         )
-    prompts = load_prompts(workload.prompt_start, workload.images, models.cloud.cfg.cap_len)
+    prompts = load_prompts(workload.prompt_start, workload.images, models.cloud.cfg.cap_len, models.captions)
     traces: list[ImageTrace] = []
     for lo in range(0, len(prompts.images), CHUNK):
         images = prompts.images[lo:lo + CHUNK]
