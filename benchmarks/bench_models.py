@@ -9,6 +9,7 @@ on weight values). With --append, writes a section to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -22,6 +23,7 @@ from ciarsim.nn.data import CaptionTokenizer
 from ciarsim.nn.device import DeviceConfig, DeviceModel, device_step, new_device_cache
 from ciarsim.nn.gpt import GPT, GPT_PRESETS, decode_step, lm_loss, new_cache
 from ciarsim.nn.profile import device_name
+from ciarsim.nn.train import autocast, resolve_precision
 from ciarsim.nn.vq import VQ_PRESETS, VQModel, to_float
 
 
@@ -70,12 +72,18 @@ def bench_training(vq, cloud):
     cap = torch.randint(0, cloud.cfg.text_vocab_size, (8, cloud.cfg.cap_len), generator=gen)
     img = torch.randint(0, cloud.cfg.vocab_size, (8, cloud.cfg.n_image), generator=gen)
 
-    def gpt_step():
-        loss = lm_loss(model, cap, img)
+    def gpt_step(precision):
+        with autocast("cpu", precision):
+            loss = lm_loss(model, cap, img)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    ms = _median_ms(gpt_step, 3)
+    ms = _median_ms(lambda: gpt_step("fp32"), 3)
+    rows = {"cloud GPT training (batch 8 x %d tokens), tokens/s" % (cloud.cfg.seq_len - 1):
+            8 * (cloud.cfg.seq_len - 1) / ms * 1e3}
+    if resolve_precision("auto", "cpu") == "bf16":  # only where the CPU has native bf16
+        bms = _median_ms(lambda: gpt_step("bf16"), 3)
+        rows["cloud GPT training, bf16 autocast (`--precision bf16`), tokens/s"] = 8 * (cloud.cfg.seq_len - 1) / bms * 1e3
     vqm = VQModel(vq.cfg)
     vopt = torch.optim.AdamW(vqm.parameters())
     x = torch.randint(0, 256, (64, 64, 64, 3), dtype=torch.uint8, generator=gen)
@@ -87,9 +95,7 @@ def bench_training(vq, cloud):
         loss.backward()
         vopt.step()
     vms = _median_ms(vq_step, 3)
-    return {"cloud GPT training (batch 8 x %d tokens), tokens/s" % (cloud.cfg.seq_len - 1):
-            8 * (cloud.cfg.seq_len - 1) / ms * 1e3,
-            "VQ training (batch 64, 64x64), steps/s": 1e3 / vms}
+    return rows | {"VQ training (batch 64, 64x64), steps/s": 1e3 / vms}
 
 
 def main(argv=None):
@@ -103,7 +109,8 @@ def main(argv=None):
     steps, train = bench_steps(vq, cloud, dev), bench_training(vq, cloud)
     lines = ["", "## Decision models (ciarsim.nn): step latency and training throughput", "",
              f"- machine: {device_name('cpu')}, {torch.get_num_threads()} torch thread(s), torch "
-             f"{torch.__version__}, Python {platform.python_version()}; shared 2-core VM, other jobs running",
+             f"{torch.__version__}, Python {platform.python_version()}; load average before the run "
+             f"{os.getloadavg()[0]:.2f}",
              f"- models: {kind} weights from `{a.models}`; cloud {cloud.n_params() / 1e6:.2f}M params, "
              f"device {sum(p.numel() for p in dev.parameters()) / 1e6:.2f}M params",
              f"- command: `python benchmarks/bench_models.py --threads {a.threads}{' --append' if a.append else ''}`",

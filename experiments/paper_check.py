@@ -56,6 +56,23 @@ def calibrate(images: int) -> dict[str, list[float]]:
     return {"table": table, "curve": curve}
 
 
+def update_scenarios(table: dict[str, float], folder: Path = Path("scenarios")) -> list[Path]:
+    """Write the equal-budget taus into the shipped scenarios' policy lines, comments untouched."""
+    import re
+
+    changed = []
+    for path in sorted(folder.glob("*.yaml")):
+        text = path.read_text()
+        new = text
+        for s in SIGNALS:
+            new = re.sub(r"(signal: %s,[^}\n]*tau: )[^,}\s]+" % s, lambda m: m.group(1) + f"{table[s]:.4g}", new)
+        new = re.sub(r"(name: ciar, tau: )[^,}\s]+", lambda m: m.group(1) + f"{table['interval']:.4g}", new)
+        if new != text:
+            path.write_text(new)
+            changed.append(path)
+    return changed
+
+
 def tau_overrides(taus: dict[str, float]) -> list[str]:
     sets = [f"policies.gated-{s}.tau={taus[s]!r}" for s in SIGNALS]
     return sets + [f"policies.ciar.tau={taus['interval']!r}"]
@@ -94,9 +111,13 @@ def main() -> None:
     ap.add_argument("--calibration-images", type=int, default=32)
     ap.add_argument("--curve-images", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--update-scenarios", action="store_true",
+                    help="write the calibrated table taus into scenarios/*.yaml (after retraining the models)")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     taus = calibrate(a.calibration_images)
+    if a.update_scenarios:
+        print("updated taus in", ", ".join(str(p) for p in update_scenarios(taus["table"])) or "no scenario")
     common = ["--workers", str(a.workers)]
     images = ["--set", f"workload.images={a.images}"]
     sets = [x for o in tau_overrides(taus["table"]) for x in ("--set", o)]
