@@ -153,7 +153,8 @@ class PartialSaver:
 
     def __call__(self, model, step: int) -> None:
         if time.time() - self.last >= CHECKPOINT_EVERY_S:
-            ck.save_checkpoint(model, self.out_dir, self.kind, {**self.info, "training": {"partial": True, "steps": step}})
+            training = {**self.info.get("training", {}), "partial": True, "steps": step}
+            ck.save_checkpoint(model, self.out_dir, self.kind, {**self.info, "training": training})
             self.last = time.time()
 
 
@@ -317,14 +318,15 @@ def cloud_config(p: TrainPreset, vq: VQModel, tok: CaptionTokenizer):
 
 def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
                 progress: Progress | None = None, time_budget_s: float | None = None,
-                resume: bool = False, precision: str = "auto", steps: int | None = None, data_dir=None) -> dict:
+                resume: bool = False, precision: str = "auto", steps: int | None = None, data_dir=None,
+                batch: int | None = None) -> dict:
     """Train the cloud GPT on tokenizer codes of the training scenes; save ``cloud.*``.
 
     ``resume``: continue from the saved cloud (new optimiser, warm-up, peak lr ``gpt_resume_lr``);
-    the card keeps the earlier rounds. ``steps`` overrides the preset's step count. ``data_dir``: train
+    the card keeps the earlier rounds. ``steps`` / ``batch`` override the preset's. ``data_dir``: train
     on a user folder (images + captions.csv) with a caption vocabulary built from its captions."""
     p, t0 = get_preset(preset), time.time()
-    p = replace(p, gpt_steps=steps or p.gpt_steps)
+    p = replace(p, gpt_steps=steps or p.gpt_steps, gpt_batch=batch or p.gpt_batch)
     precision = resolve_precision(precision, device)
     vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
     scenes = train_scenes(p, data_dir)
@@ -342,7 +344,10 @@ def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
     lr = p.gpt_resume_lr if resume else p.gpt_lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.95))
     sched, step = Schedule(p.gpt_steps, lr, time_budget_s), 0
-    saver = PartialSaver(out_dir, "cloud", {})
+    data = {**data_record(p, data_dir), "tokenizer_sha256": _sha(out_dir, "tokenizer"),
+            **({"caption_vocab": list(tok.vocab)} if tok.vocab != CaptionTokenizer().vocab else {})}
+    # a partial save (killed run) keeps the vocabulary and the earlier rounds, so it loads and resumes
+    saver = PartialSaver(out_dir, "cloud", {"data": data, "training": {"earlier_rounds": earlier}})
     while not sched.done(step):
         idx = _batch_idx(gen, len(caps), p.gpt_batch)
         cap = drop_condition(caps[idx], model.cfg.cond_drop, model.cfg.null_id, gen).to(device)
@@ -355,11 +360,10 @@ def train_cloud(out_dir, preset: str = "shapes-256", device: str = "cpu",
         opt.step()
         if step % 50 == 0:
             _report(progress, "cloud", step, p.gpt_steps, {"loss": loss.item(), "elapsed_s": time.time() - t0})
-        saver(model, step)
+        saver(model, step + 1)  # steps completed
         step += 1
     return ck.save_checkpoint(model, out_dir, "cloud", {
-        "data": {**data_record(p, data_dir), "tokenizer_sha256": _sha(out_dir, "tokenizer"),
-                 **({"caption_vocab": list(tok.vocab)} if tok.vocab != CaptionTokenizer().vocab else {})},
+        "data": data,
         "training": {"steps": step, "planned_steps": p.gpt_steps, "time_budget_s": time_budget_s,
                      "final_loss": round(loss.item(), 4), "batch": p.gpt_batch, "lr": lr, "device": device,
                      "precision": precision, "seconds": round(time.time() - t0, 1), "cond_drop": model.cfg.cond_drop,
@@ -397,10 +401,11 @@ def device_step_loss(dev: DeviceModel, cloud: GPT, cap, img, w: InterDROWeights,
 
 def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
                  progress: Progress | None = None, time_budget_s: float | None = None,
-                 precision: str = "auto", steps: int | None = None, data_dir=None) -> dict:
+                 precision: str = "auto", steps: int | None = None, data_dir=None,
+                 batch: int | None = None) -> dict:
     """Train the device layer, Inter-Head and phi against the frozen cloud; save ``device.*``."""
     p, t0 = get_preset(preset), time.time()
-    p = replace(p, dev_steps=steps or p.dev_steps)
+    p = replace(p, dev_steps=steps or p.dev_steps, dev_batch=batch or p.dev_batch)
     precision = resolve_precision(precision, device)
     vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
     cloud, cloud_card = ck.load_checkpoint(out_dir, "cloud", device)
@@ -425,7 +430,7 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
         if step % 25 == 0:
             _report(progress, "device", step, p.dev_steps,
                     {k: v.item() for k, v in terms.items()} | {"elapsed_s": time.time() - t0})
-        saver(dev, step)
+        saver(dev, step + 1)
         step += 1
     return ck.save_checkpoint(dev, out_dir, "device", {
         "data": {**data_record(p, data_dir), "cloud_sha256": _sha(out_dir, "cloud")},
@@ -665,6 +670,7 @@ def main(argv=None) -> None:
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="GPT passes: bf16 autocast (auto: where the hardware has bf16) or fp32")
     ap.add_argument("--steps", type=int, default=None, help="cloud/device: override the preset's step count")
+    ap.add_argument("--batch", type=int, default=None, help="cloud/device: override the preset's batch size")
     ap.add_argument("--data", default=None, help="train on a folder of images + captions.csv (file,caption)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -686,6 +692,8 @@ def main(argv=None) -> None:
         kw["precision"] = a.precision
     if a.what in ("cloud", "device") and a.steps:
         kw["steps"] = a.steps
+    if a.what in ("cloud", "device") and a.batch:
+        kw["batch"] = a.batch
     if a.data:
         kw["data_dir"] = a.data
     fn(a.out, preset=a.preset, device=a.device, progress=progress, **kw)

@@ -60,8 +60,9 @@ def test_bf16_training_and_step_override_are_recorded(tmp_path):
     from ciarsim.nn.train import train_device, train_tokenizer
 
     train_tokenizer(tmp_path, preset="tiny")
-    cloud = train_cloud(tmp_path, preset="tiny", precision="bf16", steps=3)
+    cloud = train_cloud(tmp_path, preset="tiny", precision="bf16", steps=3, batch=2)
     assert cloud["training"]["precision"] == "bf16" and cloud["training"]["steps"] == 3
+    assert cloud["training"]["batch"] == 2
     dev = train_device(tmp_path, preset="tiny", precision="bf16", steps=2)
     assert dev["training"]["precision_cloud_passes"] == "bf16" and dev["training"]["steps"] == 2
     assert all(np.isfinite(v) for v in dev["training"]["final_loss"].values())
@@ -77,3 +78,33 @@ def test_train_cli_rejects_unknown_precision(tmp_path):
     r = CliRunner().invoke(app, ["train", "cloud", "--out", str(tmp_path), "--precision", "fp8"])
     assert r.exit_code != 0 and "unknown precision 'fp8'" in r.output
     assert "Traceback" not in r.output
+
+
+def test_partial_cloud_checkpoint_keeps_history_and_resumes(tmp_path, monkeypatch):
+    """A killed resume leaves a partial cloud whose card still lists the earlier rounds and data."""
+    import ciarsim.nn.train as tr
+
+    tr.train_tokenizer(tmp_path, preset="tiny")
+    train_cloud(tmp_path, preset="tiny", steps=2)
+    monkeypatch.setattr(tr, "CHECKPOINT_EVERY_S", 0.0)  # save after every step
+
+    class Killed(Exception):
+        pass
+
+    real_save = tr.ck.save_checkpoint
+
+    def save_then_die(model, out_dir, kind, card):
+        real_save(model, out_dir, kind, card)
+        if card["training"].get("partial") and card["training"]["steps"] >= 2:
+            raise Killed
+
+    monkeypatch.setattr(tr.ck, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train_cloud(tmp_path, preset="tiny", resume=True, steps=3)
+    partial = json.loads((tmp_path / "cloud.json").read_text())
+    assert partial["training"]["partial"] is True and len(partial["training"]["earlier_rounds"]) == 1
+    assert partial["data"]["tokenizer_sha256"]
+    monkeypatch.setattr(tr.ck, "save_checkpoint", real_save)
+    resumed = train_cloud(tmp_path, preset="tiny", resume=True, steps=2)
+    assert [r["steps"] for r in resumed["training"]["earlier_rounds"]] == [2, 2]
+    assert resumed["training"]["total_steps"] == 6
