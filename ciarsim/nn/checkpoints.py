@@ -151,6 +151,7 @@ class ModelSet:
     device: DeviceModel
     card: dict
     captions: CaptionTokenizer = field(default_factory=CaptionTokenizer)  # the cloud's caption vocabulary (the grammar's unless trained on a folder)
+    data: dict = field(default_factory=dict)  # the cloud card's training-data record (source, folder path, ...)
 
 
 def load_models(model_dir: Path | str = DEFAULT_DIR, device: str = "cpu") -> ModelSet:
@@ -162,7 +163,7 @@ def load_models(model_dir: Path | str = DEFAULT_DIR, device: str = "cpu") -> Mod
     card_path = model_dir / "card.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
     return ModelSet(loaded["tokenizer"][0], loaded["cloud"][0], loaded["device"][0], card,
-                    caption_tokenizer(loaded["cloud"][1]))
+                    caption_tokenizer(loaded["cloud"][1]), loaded["cloud"][1].get("data", {}))
 
 
 def caption_tokenizer(cloud_card: dict) -> CaptionTokenizer:

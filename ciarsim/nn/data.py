@@ -466,3 +466,18 @@ def load_folder(path) -> SceneSet:
             raise DataError(f"{csv_path}: image {name!r} (row {i + 1}) not found in {folder}")
         images[i] = _load_image(image_path)
     return SceneSet(images, [c for _, c in rows], None)
+
+
+HELDOUT_SHARE = 0.1  # of a user folder: kept out of training; the card's metrics and `ciarsim run` use it
+
+
+def folder_split(path) -> tuple[SceneSet, SceneSet]:
+    """A user folder's (training rows, held-out rows): the held-out rows are the last 10% of
+    ``captions.csv`` order (at least one)."""
+    ds = load_folder(path)
+    n = len(ds.captions)
+    if n < 2:
+        raise DataError(f"{path}: {n} image(s) listed; training needs at least 2 (one is held out)")
+    cut = n - max(1, round(n * HELDOUT_SHARE))
+    return (SceneSet(ds.images[:cut], ds.captions[:cut], None),
+            SceneSet(ds.images[cut:], ds.captions[cut:], None))

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ciarsim.errors import CiarsimError
 from ciarsim.nn import checkpoints as ck
-from ciarsim.nn.data import EVAL_SEED, TRAIN_SEED, CaptionTokenizer, DataError, SceneSet, load_folder, make_dataset
+from ciarsim.nn.data import EVAL_SEED, TRAIN_SEED, CaptionTokenizer, SceneSet, folder_split, make_dataset
 from ciarsim.nn.device import (DeviceConfig, DeviceModel, InterDROWeights, device_prefill, device_step, guide,
                                inter_dro_loss, new_device_cache)
 from ciarsim.nn.gpt import (GPT, GPT_PRESETS, cfg_mix, drop_condition, generate, lm_loss, sequence,
@@ -164,35 +164,22 @@ def _batch_idx(gen: torch.Generator, n: int, b: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- training data
 
-HELDOUT_SHARE = 0.1  # of a user folder: kept out of training, used for the card's metrics
-
-
-def _folder_split(data_dir) -> tuple[SceneSet, SceneSet]:
-    ds = load_folder(data_dir)
-    n = len(ds.captions)
-    if n < 2:
-        raise DataError(f"{data_dir}: {n} image(s) listed; training needs at least 2 (one is held out)")
-    cut = n - max(1, round(n * HELDOUT_SHARE))
-    return (SceneSet(ds.images[:cut], ds.captions[:cut], None),
-            SceneSet(ds.images[cut:], ds.captions[cut:], None))
-
-
 def train_scenes(p: TrainPreset, data_dir=None) -> SceneSet:
     """Training scenes: the generator's ``n_train`` TRAIN_SEED scenes, or a user folder's rows
     except its held-out last 10% (captions.csv order)."""
-    return _folder_split(data_dir)[0] if data_dir else make_dataset(p.n_train, TRAIN_SEED)
+    return folder_split(data_dir)[0] if data_dir else make_dataset(p.n_train, TRAIN_SEED)
 
 
 def heldout_scenes(n: int, data_dir=None) -> SceneSet:
     """Held-out scenes for the card: ``n`` EVAL_SEED scenes, or all of a user folder's last 10%."""
-    return _folder_split(data_dir)[1] if data_dir else make_dataset(n, EVAL_SEED)
+    return folder_split(data_dir)[1] if data_dir else make_dataset(n, EVAL_SEED)
 
 
 def data_record(p: TrainPreset, data_dir=None) -> dict:
     """What a checkpoint was trained on (written into its JSON card)."""
     if not data_dir:
         return {"source": "procedural", "train_seed": TRAIN_SEED, "n_train": p.n_train}
-    train, held = _folder_split(data_dir)
+    train, held = folder_split(data_dir)
     csv_sha = hashlib.sha256((Path(data_dir) / "captions.csv").read_bytes()).hexdigest()
     return {"source": "folder", "path": str(Path(data_dir).resolve()), "captions_csv_sha256": csv_sha,
             "n_train": len(train.captions), "n_heldout": len(held.captions)}

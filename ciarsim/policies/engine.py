@@ -16,6 +16,7 @@ how many images a scenario asks for.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -90,23 +91,43 @@ class Lockstep:
 
 @dataclass(frozen=True)
 class Prompts:
-    """The prompts of a workload: indices into the held-out set, captions and token ids."""
+    """The prompts of a workload: indices into the held-out set, captions and token ids.
+
+    ``folder``: the user folder the prompts come from (None: the procedural EVAL_SEED set)."""
 
     images: np.ndarray  # (N,) prompt indices
     captions: list[str]
     cap_ids: torch.Tensor  # (N, Lc) int64
+    folder: str | None = None
 
 
-def load_prompts(start: int, count: int, cap_len: int, tok=None) -> Prompts:
-    """Held-out captions ``start .. start + count`` (the generator's EVAL_SEED set), encoded with
-    ``tok`` (the model set's caption tokenizer; the grammar's by default)."""
-    from ciarsim.nn.data import EVAL_SEED, CaptionTokenizer, make_dataset  # noqa: PLC0415
+def load_prompts(start: int, count: int, cap_len: int, tok=None, data: dict | None = None) -> Prompts:
+    """Held-out captions ``start .. start + count`` encoded with ``tok`` (the model set's caption
+    tokenizer; the grammar's by default). ``data`` is the cloud card's training-data record: for a
+    model set trained on a user folder the prompts are that folder's held-out rows, otherwise the
+    generator's EVAL_SEED set."""
+    from ciarsim.nn.data import EVAL_SEED, CaptionTokenizer, folder_split, make_dataset  # noqa: PLC0415
 
-    ds = make_dataset(count, EVAL_SEED, start=start)
+    folder = (data or {}).get("path") if (data or {}).get("source") == "folder" else None
+    if folder is None:
+        captions = make_dataset(count, EVAL_SEED, start=start).captions
+    else:
+        if not Path(folder).is_dir():
+            raise ScenarioError(f"models.checkpoints: the model set was trained on the folder {folder}, which "
+                                "is gone; its held-out captions are the workload's prompts")
+        want, csv = data.get("captions_csv_sha256"), Path(folder) / "captions.csv"
+        if want and csv.is_file() and hashlib.sha256(csv.read_bytes()).hexdigest() != want:
+            raise ScenarioError(f"models.checkpoints: {csv} changed since the models were trained on it "
+                                f"(sha256 {want[:12]}… in the cloud card); retrain or restore the file")
+        held = folder_split(folder)[1].captions
+        if start + count > len(held):
+            raise ScenarioError(f"workload: images={count} from prompt_start={start} needs {start + count} "
+                                f"prompts; the model set's folder {folder} holds {len(held)} held-out captions")
+        captions = held[start:start + count]
     tok = tok or CaptionTokenizer()
-    ids = [tok.encode(c)[:cap_len] for c in ds.captions]
+    ids = [tok.encode(c)[:cap_len] for c in captions]
     ids = [row + [0] * (cap_len - len(row)) for row in ids]
-    return Prompts(np.arange(start, start + count), list(ds.captions), torch.tensor(ids))
+    return Prompts(np.arange(start, start + count), list(captions), torch.tensor(ids), folder)
 
 
 _MODEL_CACHE: dict[str, object] = {}
@@ -135,7 +156,8 @@ def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,
             f"workload.token_grid: the decision models generate a {models.cloud.cfg.grid}x"
             f"{models.cloud.cfg.grid} grid, got {workload.token_grid}"
         )
-    prompts = load_prompts(workload.prompt_start, workload.images, models.cloud.cfg.cap_len, models.captions)
+    prompts = load_prompts(workload.prompt_start, workload.images, models.cloud.cfg.cap_len, models.captions,
+                           models.data)
     traces: list[ImageTrace] = []
     for lo in range(0, len(prompts.images), CHUNK):
         images = prompts.images[lo:lo + CHUNK]
@@ -150,21 +172,27 @@ def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,
 
 def attach_quality(ts: TraceSet, prompts: Prompts, models) -> TraceSet:
     """Decode the token grids to images and record caption consistency (per image) and FD against
-    the real held-out images of the same prompts (sample sizes recorded with it)."""
+    the real held-out images of the same prompts (sample sizes recorded with it). Prompts from a
+    user folder get the images but no scores: the attribute classifier knows only the procedural
+    scenes."""
     from ciarsim.nn import quality  # noqa: PLC0415
     from ciarsim.nn.data import EVAL_SEED, make_dataset  # noqa: PLC0415
 
     with torch.no_grad():
         imgs = models.tokenizer.decode_code(torch.from_numpy(ts.tokens.astype(np.int64)))
     imgs = imgs.numpy() if isinstance(imgs, torch.Tensor) else np.asarray(imgs)
+    meta = dict(ts.meta)
+    meta["captions"] = list(prompts.captions)
+    preview = np.ascontiguousarray(imgs.astype(np.uint8))
+    if prompts.folder is not None:
+        meta["quality_note"] = ("not measured: prompts from the user folder the models were trained on; the "
+                                "attribute classifier scores only the procedural scenes")
+        return TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source, meta, preview=preview)
     per_image = quality.caption_consistency_per_image(imgs, prompts.captions)
     ref = make_dataset(len(prompts.images), EVAL_SEED, start=int(prompts.images[0]))
     fd = quality.frechet_distance(imgs, ref.images)
-    meta = dict(ts.meta)
     meta["quality"] = {
         "caption_consistency": [round(float(x), 6) for x in per_image],
         "fd": round(float(fd.fd), 6), "fd_n_gen": fd.n_gen, "fd_n_ref": fd.n_ref,
     }  # fmt: skip
-    meta["captions"] = list(prompts.captions)
-    return TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source, meta,
-                    preview=np.ascontiguousarray(imgs.astype(np.uint8)))
+    return TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source, meta, preview=preview)

@@ -62,13 +62,18 @@ def code_version() -> str:
 
 
 def checkpoint_digests(models: ModelsConfig) -> dict[str, str]:
-    """SHA-256 of each decision checkpoint, read from the JSON cards next to the weights."""
+    """SHA-256 of each decision checkpoint, read from the JSON cards next to the weights, and of
+    the captions.csv a folder-trained set draws its prompts from (so editing it misses the cache)."""
     root = Path(models.checkpoints)
     digests = {}
     for card in sorted(root.glob("*.json")):
         data = json.loads(card.read_text())
         if isinstance(data, dict) and "sha256" in data:
             digests[card.stem] = data["sha256"]
+            folder = data.get("data", {}).get("path") if card.stem == "cloud" else None
+            if folder:
+                csv = Path(folder) / "captions.csv"
+                digests["prompts_csv"] = hashlib.sha256(csv.read_bytes()).hexdigest() if csv.is_file() else "missing"
     return digests
 
 

@@ -72,3 +72,36 @@ def test_cli_folder_errors(tmp_path, folder):
     assert not (tmp_path / "m" / "tokenizer.safetensors").exists()
     r = runner.invoke(app, ["train", "classifier", "--data", str(folder)])
     assert r.exit_code != 0 and "--data does not apply" in r.output
+
+
+def test_run_on_a_folder_trained_set_uses_its_heldout_captions(tmp_path, folder):
+    """`ciarsim run` on a folder-trained model set: prompts are the folder's held-out rows, quality
+    is reported as not measured, too many images and an edited captions.csv are clear errors."""
+    import numpy as np
+    import pandas as pd
+
+    out = tmp_path / "models"
+    train_all(out, preset="tiny", data_dir=folder)
+    grid = json.loads((out / "cloud.json").read_text())["config"]["grid"]
+    scenario = tmp_path / "s.yaml"
+    body = ("name: mine\nworkload: {images: %d, token_grid: %d}\nmodels: {checkpoints: %s}\n"
+            "network: {capacity: constant, uplink_mbps: 5, downlink_mbps: 10, rtt_ms: 40}\n"
+            "policies: [{name: base}, {name: ciar, tau: 0.1}]\n")
+    scenario.write_text(body % (1, grid, out))
+    runner = CliRunner()
+    r = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "r"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    with np.load(tmp_path / "r" / "samples" / "ciar.npz", allow_pickle=False) as z:
+        assert list(z["captions"]) == ["a photo of a glacier at dusk"]
+    df = pd.read_parquet(tmp_path / "r" / "results.parquet")
+    assert "caption_consistency" not in df.columns and (df["latency_ms"] > 0).all()
+
+    scenario.write_text(body % (2, grid, out))
+    r = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "r2"), "--workers", "1"])
+    assert r.exit_code != 0 and "holds 1 held-out captions" in r.output and "Traceback" not in r.output
+
+    scenario.write_text(body % (1, grid, out))
+    csv = folder / "captions.csv"
+    csv.write_text(csv.read_text().replace("glacier", "volcano"))
+    r = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "r3"), "--workers", "1"])
+    assert r.exit_code != 0 and "changed since the models were trained" in r.output
