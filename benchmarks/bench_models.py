@@ -69,21 +69,23 @@ def bench_training(vq, cloud):
     gen = torch.Generator().manual_seed(0)
     model = GPT(cloud.cfg)
     opt = torch.optim.AdamW(model.parameters())
-    cap = torch.randint(0, cloud.cfg.text_vocab_size, (8, cloud.cfg.cap_len), generator=gen)
-    img = torch.randint(0, cloud.cfg.vocab_size, (8, cloud.cfg.n_image), generator=gen)
+    tokens = cloud.cfg.seq_len - 1
 
-    def gpt_step(precision):
+    def gpt_step(precision, batch):
+        cap = torch.randint(0, cloud.cfg.text_vocab_size, (batch, cloud.cfg.cap_len), generator=gen)
+        img = torch.randint(0, cloud.cfg.vocab_size, (batch, cloud.cfg.n_image), generator=gen)
         with autocast("cpu", precision):
             loss = lm_loss(model, cap, img)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    ms = _median_ms(lambda: gpt_step("fp32"), 3)
-    rows = {"cloud GPT training (batch 8 x %d tokens), tokens/s" % (cloud.cfg.seq_len - 1):
-            8 * (cloud.cfg.seq_len - 1) / ms * 1e3}
-    if resolve_precision("auto", "cpu") == "bf16":  # only where the CPU has native bf16
-        bms = _median_ms(lambda: gpt_step("bf16"), 3)
-        rows["cloud GPT training, bf16 autocast (`--precision bf16`), tokens/s"] = 8 * (cloud.cfg.seq_len - 1) / bms * 1e3
+    rows = {}
+    precisions = ["fp32"] + (["bf16"] if resolve_precision("auto", "cpu") == "bf16" else [])  # bf16: native only
+    for precision in precisions:
+        for batch in (8, 16):
+            ms = _median_ms(lambda: gpt_step(precision, batch), 3)
+            rows[f"cloud GPT training step, {precision}, batch {batch} x {tokens} tokens, ms"] = ms
+            rows[f"cloud GPT training, {precision}, batch {batch}, tokens/s"] = batch * tokens / ms * 1e3
     vqm = VQModel(vq.cfg)
     vopt = torch.optim.AdamW(vqm.parameters())
     x = torch.randint(0, 256, (64, 64, 64, 3), dtype=torch.uint8, generator=gen)
