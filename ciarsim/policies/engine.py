@@ -106,28 +106,36 @@ def load_prompts(start: int, count: int, cap_len: int, tok=None, data: dict | No
     tokenizer; the grammar's by default). ``data`` is the cloud card's training-data record: for a
     model set trained on a user folder the prompts are that folder's held-out rows, otherwise the
     generator's EVAL_SEED set."""
-    from ciarsim.nn.data import EVAL_SEED, CaptionTokenizer, folder_split, make_dataset  # noqa: PLC0415
+    from ciarsim.nn.data import EVAL_SEED, CaptionTokenizer, make_dataset  # noqa: PLC0415
 
-    folder = (data or {}).get("path") if (data or {}).get("source") == "folder" else None
+    data = data or {}
+    folder = data.get("path") if data.get("source") == "folder" else None
     if folder is None:
         captions = make_dataset(count, EVAL_SEED, start=start).captions
     else:
-        if not Path(folder).is_dir():
-            raise ScenarioError(f"models.checkpoints: the model set was trained on the folder {folder}, which "
-                                "is gone; its held-out captions are the workload's prompts")
-        want, csv = data.get("captions_csv_sha256"), Path(folder) / "captions.csv"
-        if want and csv.is_file() and hashlib.sha256(csv.read_bytes()).hexdigest() != want:
-            raise ScenarioError(f"models.checkpoints: {csv} changed since the models were trained on it "
-                                f"(sha256 {want[:12]}… in the cloud card); retrain or restore the file")
-        held = folder_split(folder)[1].captions
-        if start + count > len(held):
-            raise ScenarioError(f"workload: images={count} from prompt_start={start} needs {start + count} "
-                                f"prompts; the model set's folder {folder} holds {len(held)} held-out captions")
-        captions = held[start:start + count]
+        captions = _folder_captions(folder, data.get("captions_csv_sha256"), start, count)
     tok = tok or CaptionTokenizer()
     ids = [tok.encode(c)[:cap_len] for c in captions]
     ids = [row + [0] * (cap_len - len(row)) for row in ids]
     return Prompts(np.arange(start, start + count), list(captions), torch.tensor(ids), folder)
+
+
+def _folder_captions(folder: str, csv_sha256: str | None, start: int, count: int) -> list[str]:
+    """Held-out captions of the user folder a model set was trained on, checked against its card."""
+    from ciarsim.nn.data import folder_split  # noqa: PLC0415
+
+    if not Path(folder).is_dir():
+        raise ScenarioError(f"models.checkpoints: the model set was trained on the folder {folder}, which "
+                            "is gone; its held-out captions are the workload's prompts")
+    csv = Path(folder) / "captions.csv"
+    if csv_sha256 and csv.is_file() and hashlib.sha256(csv.read_bytes()).hexdigest() != csv_sha256:
+        raise ScenarioError(f"models.checkpoints: {csv} changed since the models were trained on it "
+                            f"(sha256 {csv_sha256[:12]}… in the cloud card); retrain or restore the file")
+    held = folder_split(folder)[1].captions
+    if start + count > len(held):
+        raise ScenarioError(f"workload: images={count} from prompt_start={start} needs {start + count} "
+                            f"prompts; the model set's folder {folder} holds {len(held)} held-out captions")
+    return held[start:start + count]
 
 
 _MODEL_CACHE: dict[str, object] = {}
