@@ -12,8 +12,12 @@
   zero-initialised, so injecting f_I leaves the cloud unchanged at initialisation. The feature for
   image position t comes from the device's own state at position t (its h_t and interval for the
   token after x_t) and is added to the cloud's input embedding of x_t.
-- CFG (choice): guided centre c_g = c_u + s (c_c - c_u); by interval arithmetic the guided radius is
-  r_g = s r_c + |s - 1| r_u (``guide``).
+- CFG (choice, ``guide``): the proposal uses the guided centre c_g = c_u + s (c_c - c_u); U is the
+  conditional branch's, the interval the Inter-Head was trained to draw around the cloud's
+  conditional distribution. Propagating the interval through the guidance by interval arithmetic
+  (r_g = s r_c + |s - 1| r_u, used until 2026-11-27) inflates every radius several-fold and mixes
+  in the unconditional branch's width: it ranks the cloud's rejections worse (AUROC 0.78-0.80 vs
+  0.82-0.83 on validation prompts; experiments/u_under_cfg.py, reports/u-under-cfg).
 """
 
 from __future__ import annotations
@@ -173,10 +177,23 @@ def device_step(dev: DeviceModel, tokens: torch.Tensor, cache: KVCache) -> Devic
     return dev(tokens, cache.pos, cache)
 
 
-def guide(out: DeviceOut, scale: float) -> DeviceOut:
-    """CFG on a (2B, ...) cond|uncond DeviceOut -> (B, ...): c_g = mix(c), r_g = s r_c + |s-1| r_u."""
-    rc, ru = out.r.chunk(2, dim=0)
-    return head_out(None, cfg_mix(out.c, scale), scale * rc + abs(scale - 1.0) * ru)
+@dataclass
+class Guided:
+    """CFG-guided device positions: what a policy proposes from and what it thresholds, (B, k, ...)."""
+
+    c: torch.Tensor  # (B, k, V) guided centre logits c_u + s (c_c - c_u)
+    log_p_mid: torch.Tensor  # (B, k, V) log softmax(c): the proposal distribution
+    U: torch.Tensor  # (B, k) uncertainty of the conditional branch's interval
+
+    @property
+    def p_mid(self):
+        return self.log_p_mid.exp()
+
+
+def guide(out: DeviceOut, scale: float) -> Guided:
+    """CFG on a (2B, ...) cond|uncond DeviceOut -> (B, ...): guided centre, conditional U."""
+    c = cfg_mix(out.c, scale)
+    return Guided(c, F.log_softmax(c, -1), out.U.chunk(2, dim=0)[0])
 
 
 # ---------------------------------------------------------------- Inter-DRO loss (METHOD.md §3)

@@ -85,12 +85,17 @@ def test_device_kv_cache_equals_full_forward(models):
     torch.testing.assert_close(rest.r, full.r[:, Lc:Lc + 4], atol=1e-5, rtol=1e-5)
 
 
-def test_guide_scale_one_is_conditional_branch(models):
+def test_guide_mixes_the_centre_and_keeps_the_conditional_u(models):
     _, dev, cap, img = models
-    out = dev(torch.cat([cap, cap]))
-    g = guide(out, 1.0)
-    torch.testing.assert_close(g.c, out.c[:2])
-    torch.testing.assert_close(g.r, out.r[:2])
+    null = torch.full_like(cap, dev.cfg.cloud.null_id)
+    out = dev(torch.cat([cap, null]))
+    one, three = guide(out, 1.0), guide(out, 3.0)
+    torch.testing.assert_close(one.c, out.c[:2])
+    cc, cu = out.c.chunk(2)
+    torch.testing.assert_close(three.c, cu + 3.0 * (cc - cu))
+    torch.testing.assert_close(three.p_mid.sum(-1), torch.ones_like(three.U))
+    torch.testing.assert_close(three.U, out.U[:2])  # U: the conditional branch's, whatever the scale
+    assert not torch.allclose(three.c, one.c)
 
 
 def test_inter_dro_loss_terms_finite_and_backprop(models):
