@@ -47,7 +47,7 @@ class TrainPreset:
     vq_dec_lr: float = 5e-4
     vq_dec_share: float = 0.5  # decoder-phase time budget = this x the tokenizer budget (extra)
     gpt_steps: int = 2200
-    gpt_batch: int = 8
+    gpt_batch: int = 16  # same tokens/s as batch 8 on this CPU (benchmarks/RESULTS.md)
     gpt_lr: float = 1e-3
     gpt_resume_lr: float = 5e-4
     dev_steps: int = 700
