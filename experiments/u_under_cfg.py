@@ -27,15 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ciarsim.nn import checkpoints as ck  # noqa: E402
 from ciarsim.nn.data import EVAL_SEED, make_dataset  # noqa: E402
 from ciarsim.nn.device import guide, head_out  # noqa: E402
-from ciarsim.nn.gpt import cfg_mix, generate, sequence, with_null  # noqa: E402
-from ciarsim.nn.train import auroc, get_preset  # noqa: E402
+from ciarsim.nn.gpt import generate  # noqa: E402
+from ciarsim.nn.train import auroc, get_preset, greedy_rejection, teacher_forced_batches  # noqa: E402
 
 VALIDATION_START = 5000
 
@@ -46,23 +45,16 @@ def entropy(log_p: torch.Tensor) -> torch.Tensor:
 
 def signals(models, cap: torch.Tensor, scale: float, seed: int, batch: int = 16) -> pd.DataFrame:
     """Per image position: the two labels and every candidate score (one column each)."""
-    cloud, dev = models.cloud, models.device
-    Lc, null = cloud.cfg.cap_len, cloud.cfg.null_id
     gen = torch.Generator().manual_seed(seed)
-    codes = torch.cat([generate(cloud, cap[i:i + 100], scale, 1.0, 0, gen) for i in range(0, len(cap), 100)])
+    codes = torch.cat([generate(models.cloud, cap[i:i + 100], scale, 1.0, 0, gen) for i in range(0, len(cap), 100)])
     cols: dict[str, list[torch.Tensor]] = {}
-    for i in range(0, len(cap), batch):
-        c2, x2 = with_null(cap[i:i + batch], null), codes[i:i + batch].repeat(2, 1)
-        seq = sequence(c2, x2)
-        p = F.softmax(cfg_mix(cloud(seq)[:, Lc - 1:], scale), -1)
-        out = dev(seq).positions(Lc - 1)
+    for p, out in teacher_forced_batches(models.cloud, models.device, cap, codes, scale, batch):
         g = guide(out, scale)
-        x = g.c.argmax(-1, keepdim=True)
-        ratio = (p.gather(-1, x) / g.p_mid.gather(-1, x)).squeeze(-1)
+        x, reject = greedy_rejection(p, g.p_mid)
         rc, ru = out.r.chunk(2)
         cond, uncond = (head_out(None, c, r) for c, r in zip(out.c.chunk(2), (rc, ru)))
         scores = {
-            "reject": 1 - ratio.clamp(max=1.0) > 0.5,
+            "reject": reject,
             "disagree": x.squeeze(-1) != p.argmax(-1),
             "U, conditional interval (shipped)": g.U,
             "U, interval arithmetic s r_c + (s-1) r_u": head_out(None, g.c, scale * rc + abs(scale - 1) * ru).U,

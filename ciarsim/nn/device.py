@@ -182,18 +182,20 @@ class Guided:
     """CFG-guided device positions: what a policy proposes from and what it thresholds, (B, k, ...)."""
 
     c: torch.Tensor  # (B, k, V) guided centre logits c_u + s (c_c - c_u)
-    log_p_mid: torch.Tensor  # (B, k, V) log softmax(c): the proposal distribution
     U: torch.Tensor  # (B, k) uncertainty of the conditional branch's interval
 
     @property
+    def log_p_mid(self):  # the proposal distribution, computed only where asked for (not per decode step)
+        return F.log_softmax(self.c, -1)
+
+    @property
     def p_mid(self):
-        return self.log_p_mid.exp()
+        return F.softmax(self.c, -1)
 
 
 def guide(out: DeviceOut, scale: float) -> Guided:
     """CFG on a (2B, ...) cond|uncond DeviceOut -> (B, ...): guided centre, conditional U."""
-    c = cfg_mix(out.c, scale)
-    return Guided(c, F.log_softmax(c, -1), out.U.chunk(2, dim=0)[0])
+    return Guided(cfg_mix(out.c, scale), out.U.chunk(2, dim=0)[0])
 
 
 # ---------------------------------------------------------------- Inter-DRO loss (METHOD.md §3)

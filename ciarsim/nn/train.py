@@ -459,22 +459,33 @@ def device_generate(dev: DeviceModel, cap: torch.Tensor, cfg_scale: float) -> to
 
 
 @torch.no_grad()
+def teacher_forced_batches(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: float, batch: int = 16):
+    """Teacher-force cloud and device on given image codes, ``batch`` prompts at a time: yields the
+    cloud's CFG-guided next-token p (b, N, V) and the device's raw cond|uncond outputs (2b, N, ...)."""
+    Lc, null = cloud.cfg.cap_len, cloud.cfg.null_id
+    for i in range(0, cap.shape[0], batch):
+        seq = sequence(with_null(cap[i:i + batch], null), codes[i:i + batch].repeat(2, 1))
+        yield F.softmax(cfg_mix(cloud(seq)[:, Lc - 1:], cfg_scale), -1), dev(seq).positions(Lc - 1)
+
+
+def greedy_rejection(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The device's greedy proposal x = argmax q (..., 1) and the card's label: would the exact
+    speculative check more likely reject it, 1 - min(1, p(x)/q(x)) > 0.5 (...)."""
+    x = q.argmax(-1, keepdim=True)
+    ratio = (p.gather(-1, x) / q.gather(-1, x)).squeeze(-1)
+    return x, 1 - ratio.clamp(max=1.0) > 0.5
+
+
 def teacher_forced_signals(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: float, batch: int = 16) -> dict:
     """Per image position on given sequences: cloud p and device q (both CFG-guided) ->
     greedy agreement, rejection labels and the three uncertainty signals (flat numpy arrays)."""
-    Lc, null = cloud.cfg.cap_len, cloud.cfg.null_id
     cols = {k: [] for k in ("agree", "reject", "U", "entropy", "one_minus_max")}
-    for i in range(0, cap.shape[0], batch):
-        c2, x2 = with_null(cap[i:i + batch], null), codes[i:i + batch].repeat(2, 1)
-        seq = sequence(c2, x2)
-        p = F.softmax(cfg_mix(cloud(seq)[:, Lc - 1:], cfg_scale), -1)  # (b, N, V)
-        out = dev(seq)
-        g = guide(out.positions(Lc - 1), cfg_scale)
+    for p, out in teacher_forced_batches(cloud, dev, cap, codes, cfg_scale, batch):
+        g = guide(out, cfg_scale)
         q = g.p_mid
-        x = q.argmax(-1, keepdim=True)  # the device's (greedy) proposal
-        ratio = (p.gather(-1, x) / q.gather(-1, x)).squeeze(-1)
+        x, reject = greedy_rejection(p, q)
         cols["agree"].append((x.squeeze(-1) == p.argmax(-1)).flatten())
-        cols["reject"].append((1 - ratio.clamp(max=1.0) > 0.5).flatten())
+        cols["reject"].append(reject.flatten())
         cols["U"].append(g.U.flatten())
         cols["entropy"].append(-(q * g.log_p_mid).sum(-1).flatten())
         cols["one_minus_max"].append((1 - q.max(-1).values).flatten())
