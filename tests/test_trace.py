@@ -59,3 +59,41 @@ def test_garbage_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(TraceFormatError, match="not a readable ciarsim trace set"):
         TraceSet.load(bad)
+
+
+def test_v1_trace_loads_as_a_chain(tmp_path):
+    """A format-v1 file (no dep/decided/wasted columns) loads; every op waits for the one before."""
+    from ciarsim.trace import DEP_PREV, OP_DTYPE_V1, check_deps
+
+    ts = TraceSet.from_images([_image(0, 2)], meta={"policy": "x"})
+    v1_ops = np.zeros(len(ts.ops), OP_DTYPE_V1)
+    for name in OP_DTYPE_V1.names:
+        v1_ops[name] = ts.ops[name]
+    path = tmp_path / "v1.npz"
+    np.savez(path, version=np.array(1), images=ts.images, offsets=ts.offsets, ops=v1_ops,
+             tokens=ts.tokens, u=ts.u, source=ts.source, meta=np.array('{"policy": "x"}'))
+    back = TraceSet.load(path)
+    assert back.ops.dtype == OP_DTYPE
+    assert (back.ops["dep"] == DEP_PREV).all() and (back.ops["decided"] == -1).all()
+    assert (back.ops[["kind", "steps", "tokens_down"]] == ts.ops[["kind", "steps", "tokens_down"]]).all()
+    assert check_deps(back.ops) is None
+
+
+def test_unknown_version_is_a_clear_error(tmp_path):
+    ts = TraceSet.from_images([_image(0, 2)], meta={})
+    path = tmp_path / "v9.npz"
+    np.savez(path, version=np.array(9), images=ts.images, offsets=ts.offsets, ops=ts.ops,
+             tokens=ts.tokens, u=ts.u, source=ts.source, meta=np.array("{}"))
+    with pytest.raises(TraceFormatError, match="version 9.*delete the trace cache"):
+        TraceSet.load(path)
+
+
+def test_dependencies_must_point_to_earlier_ops():
+    from ciarsim.trace import DEP_NONE, check_deps, join_op
+
+    ok = np.array([cloud_op(steps=1, new_tokens=1, context=0, tokens_down=1, dep=DEP_NONE),
+                   device_op(3, 0, dep=DEP_NONE), join_op(0)], OP_DTYPE)
+    assert check_deps(ok) is None
+    bad = ok.copy()
+    bad["dep"][1] = 2  # waits for a later op: a cycle in issue order
+    assert "op 1 waits for op 2" in check_deps(bad)

@@ -128,7 +128,7 @@ class GateFlow:
         if m > 0:
             for r in recs:
                 r.ops.append(cloud_op(prompt_up=True, steps=m - 1, new_tokens=1, context=0,
-                                      tokens_down=m))  # fmt: skip
+                                      tokens_down=m, decided=m))  # fmt: skip
                 r.cpos, r.known, r.cloud_started = m - 1, m, True
         view, inject_mask = ls.first(), None
         for t in range(T):
@@ -187,7 +187,7 @@ class GateFlow:
             prompt_up=not r.cloud_started, steps=1 if n_new > 0 else 0, new_tokens=n_new,
             context=r.cpos, tokens_up=t + 1 - r.known + self.extra_up,
             features_up=r.kept if self.inject else 0, dists_up=self.dists_up,
-            tokens_down=1, changed=int(changed),
+            tokens_down=1, changed=int(changed), decided=1,
         ))  # fmt: skip
         r.cpos, r.known, r.kept, r.cloud_started = t, t + 1, 0, True
 
@@ -247,6 +247,7 @@ class SpecFlow:
             prompt_up=first, steps=1, new_tokens=n_draft + (0 if first else 1),
             context=max(s - 1, 0), tokens_up=n_draft,
             dists_up=n_draft if self.upload_q else 0, tokens_down=1, changed=int(changed),
+            decided=t - s + 1,
         ))  # fmt: skip
 
 
