@@ -17,10 +17,12 @@ REGISTRY: dict[str, Callable] = {}
 
 def _register() -> None:
     from ciarsim.policies import (  # noqa: PLC0415
-        base, ciar, code_split, device_only, gated, lantern, oracle, sd,
+        base, ciar, ciar_batched, ciar_pipelined, cloud_burst, code_split, device_only, gated,
+        lantern, oracle, sd,
     )  # fmt: skip
 
-    for module in (base, device_only, sd, lantern, code_split, gated, ciar, oracle):
+    for module in (base, device_only, sd, lantern, code_split, gated, ciar, ciar_pipelined,
+                   ciar_batched, cloud_burst, oracle):  # fmt: skip
         REGISTRY[module.__name__.rsplit(".", 1)[1]] = module.decode
 
 

@@ -9,11 +9,12 @@ from ciarsim.policies.engine import decode_with
 from ciarsim.policies.flows import GateFlow, sampling_of
 
 
-def flow(policy, images, T, seed, models) -> GateFlow:
-    return GateFlow(
+def flow(policy, images, T, seed, models, cls=GateFlow, **kw) -> GateFlow:
+    """CIAR's gated flow (``cls`` and ``kw``: a variant's flow class and its extra arguments)."""
+    return cls(
         images=images, T=T, seed=seed, models=models, sampling=sampling_of(policy),
         prefix=math.floor(policy.rho * T), gate=signals.interval_gate, tau=policy.tau,
-        acceptance=policy.acceptance, inject=True,
+        acceptance=policy.acceptance, inject=True, **kw,
     )  # fmt: skip
 
 

@@ -54,6 +54,7 @@ class Lockstep:
         self._cloud_cache = gpt.new_cache(models.cloud, n2) if use_cloud else None
         self._dev_cache = new_device_cache(models.device, n2) if use_device else None
         self._ids = ids
+        self._dev_base = ids.shape[1]  # device cache position of image token 0
 
     @torch.no_grad()
     def first(self) -> StepView:
@@ -63,13 +64,16 @@ class Lockstep:
         return self._view(cloud, dev, None)
 
     @torch.no_grad()
-    def next(self, tokens: np.ndarray, inject_mask: np.ndarray | None = None) -> StepView:
+    def next(self, tokens: np.ndarray, inject_mask: np.ndarray | None = None,
+             device_tokens: np.ndarray | None = None) -> StepView:
         """Feed the tokens just decided (N,); ``inject_mask`` (N,) marks device-kept tokens whose
-        interval features the cloud adds to their embeddings (CIAR)."""
-        x = torch.from_numpy(np.concatenate([tokens, tokens]).astype(np.int64))[:, None]
+        interval features the cloud adds to their embeddings (CIAR). ``device_tokens`` (N,): feed
+        the device these instead (its own drafts, where its stream differs from the final one)."""
+        x = _pair(tokens)
         dev = feats = None
         if self.use_device:
-            dev = device_step(self.m.device, x, self._dev_cache)
+            dx = x if device_tokens is None else _pair(device_tokens)
+            dev = device_step(self.m.device, dx, self._dev_cache)
             if self.inject:
                 feats = self.m.device.features(dev)  # (2N, 1, D): f_I of input x
         cloud = None
@@ -81,12 +85,27 @@ class Lockstep:
             cloud = gpt.decode_step(self.m.cloud, x, self._cloud_cache, inj)[:, -1]
         return self._view(cloud, dev, feats)
 
+    @torch.no_grad()
+    def resync(self, start: int, tokens: np.ndarray) -> StepView:
+        """Rewind the device to image position ``start`` and feed ``tokens`` (N, k) in one pass
+        (its KV cache held drafts the cloud replaced); the device's view of the next position."""
+        self._dev_cache.pos = self._dev_base + start
+        dev = device_step(self.m.device, _pair(tokens), self._dev_cache).positions(-1)
+        return self._view(None, dev, None)
+
     def _view(self, cloud, dev, feats) -> StepView:
         cl = gpt.cfg_mix(cloud, self.scale) if cloud is not None else None
         if dev is None:
             return StepView(cl, None, None, feats)
         g = guide(dev, self.scale)  # (N, 1, V)
         return StepView(cl, g.c[:, -1], g.U[:, -1].double().numpy(), feats)
+
+
+def _pair(tokens: np.ndarray) -> torch.Tensor:
+    """(N,) or (N, k) token ids -> (2N, k) int64 for the CFG pair (conditional, unconditional)."""
+    t = np.asarray(tokens)
+    t = t[:, None] if t.ndim == 1 else t
+    return torch.from_numpy(np.concatenate([t, t]).astype(np.int64))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import torch
 
 from ciarsim.policies import sampling as S
 from ciarsim.policies.engine import Lockstep, StepView
+from ciarsim.policies.schedule import GateRun, Schedule, stop_and_wait
 from ciarsim.trace import (
     OP_DTYPE,
     SOURCE_CLOUD,
@@ -64,29 +65,6 @@ def sampling_of(policy) -> Sampling:
 Gate = Callable[..., np.ndarray]
 
 
-@dataclass
-class _Recorder:
-    """Per-image protocol bookkeeping that turns decisions into trace operations."""
-
-    ops: list = field(default_factory=list)
-    pending: int = 0  # device decode steps not yet written
-    pending_from: int = 0  # context of the first pending step
-    cpos: int = 0  # image tokens in the cloud's KV cache
-    known: int = 0  # image tokens the cloud knows (generated or returned by it)
-    kept: int = 0  # tokens kept locally since the last sync
-    cloud_started: bool = False
-
-    def device_steps(self, n: int, context: int) -> None:
-        if self.pending == 0:
-            self.pending_from = context
-        self.pending += n
-
-    def flush(self) -> None:
-        if self.pending:
-            self.ops.append(device_op(self.pending, self.pending_from))
-            self.pending = 0
-
-
 def accept(rule: str, p: np.ndarray, q: np.ndarray, x: np.ndarray, u: np.ndarray):
     """The cloud's answer for drafts x (N,): (final ids, changed mask)."""
     rows = np.arange(len(x))
@@ -108,8 +86,10 @@ class GateFlow:
 
     def __init__(self, *, images, T, seed, models, sampling: Sampling, prefix: int,
                  gate: Gate | None = None, tau: float = 0.0, acceptance: str = "speculative",
-                 inject: bool = False, extra_tokens_up: int = 0, dists_up: int = 0) -> None:  # fmt: skip
+                 inject: bool = False, extra_tokens_up: int = 0, dists_up: int = 0,
+                 schedule: Schedule = stop_and_wait, burst: int = 0) -> None:  # fmt: skip
         self.images, self.T, self.models, self.s = np.asarray(images), T, models, sampling
+        self.schedule, self.burst = schedule, burst
         self.prefix, self.gate, self.tau, self.rule = min(prefix, T), gate, tau, acceptance
         self.inject, self.extra_up, self.dists_up = inject, extra_tokens_up, dists_up
         self.u = S.uniforms(seed, self.images, T, S.STREAM_MAIN, S.N_MAIN)
@@ -124,12 +104,8 @@ class GateFlow:
         tokens = np.zeros((N, T), np.int32)
         source = np.zeros((N, T), np.uint8)
         u_score = np.full((N, T), np.nan, np.float32)
-        recs = [_Recorder() for _ in range(N)]
-        if m > 0:
-            for r in recs:
-                r.ops.append(cloud_op(prompt_up=True, steps=m - 1, new_tokens=1, context=0,
-                                      tokens_down=m, decided=m))  # fmt: skip
-                r.cpos, r.known, r.cloud_started = m - 1, m, True
+        send = np.zeros((N, T), bool)
+        burst_left = np.zeros(N, np.int64)
         view, inject_mask = ls.first(), None
         for t in range(T):
             if t > 0:
@@ -142,16 +118,29 @@ class GateFlow:
                 continue
             if view.u_interval is not None:
                 u_score[:, t] = view.u_interval
-            self._device_position(t, view, p, ut, tokens, source, u_score, recs)
+            send[:, t], _ = self._device_position(t, view, p, ut, tokens, source, u_score)
+            if self.burst:  # positions inside a burst are the cloud's own tokens
+                cloud = burst_left > 0
+                tokens[:, t] = np.where(cloud, S.draw(p, ut[:, S.U_CLOUD]), tokens[:, t])
+                source[:, t] = np.where(cloud, SOURCE_CLOUD, source[:, t])
+                u_score[cloud, t], send[cloud, t] = np.nan, False
+                burst_left = np.where(send[:, t], self.burst, np.maximum(burst_left - 1, 0))
             inject_mask = (source[:, t] == SOURCE_DEVICE_KEPT) if self.inject else None
-        for r in recs:
-            r.flush()
-        return [
-            ImageTrace(int(i), np.array(r.ops, dtype=OP_DTYPE), tokens[k], u_score[k], source[k])
-            for k, (i, r) in enumerate(zip(self.images, recs))
-        ]
+        return self.traces(tokens, source, u_score, send)
 
-    def _device_position(self, t, view, p, ut, tokens, source, u_score, recs) -> None:
+    def traces(self, tokens, source, u_score, send) -> list[ImageTrace]:
+        """Per-image traces from the decisions: the schedule arranges the exchanges."""
+        changed = source == SOURCE_CLOUD_RESAMPLED
+        out = []
+        for k, i in enumerate(self.images):
+            run = GateRun(self.T, self.prefix, send[k], changed[k], self.inject, self.extra_up,
+                          self.dists_up, self.burst)  # fmt: skip
+            ops = np.array(self.schedule(run), dtype=OP_DTYPE)
+            out.append(ImageTrace(int(i), ops, tokens[k], u_score[k], source[k]))
+        return out
+
+    def _device_position(self, t, view, p, ut, tokens, source, u_score):
+        """Draft position t for every image, gate and verify; returns (send mask, drafts)."""
         q = self.s.probs(view.device_logits)
         x = S.draw(q, ut[:, S.U_DRAFT])
         send = np.zeros(len(x), bool)
@@ -169,27 +158,7 @@ class GateFlow:
             ~send, SOURCE_DEVICE_KEPT,
             np.where(changed, SOURCE_CLOUD_RESAMPLED, SOURCE_DEVICE_VERIFIED),
         )  # fmt: skip
-        for k, r in enumerate(recs):
-            self._record(r, t, bool(send[k]), bool(changed[k]))
-
-    def _record(self, r: _Recorder, t: int, send: bool, changed: bool) -> None:
-        m = self.prefix
-        if t == m:  # the device prefills the caption (and ingests the cloud's prefix)
-            r.ops.append(device_op(1 if m else 0, 0, new_tokens=max(m, 1), prefill_text=True))
-        else:
-            r.device_steps(1, t - 1)
-        if not send:
-            r.kept += 1
-            return
-        r.flush()
-        n_new = t - r.cpos
-        r.ops.append(cloud_op(
-            prompt_up=not r.cloud_started, steps=1 if n_new > 0 else 0, new_tokens=n_new,
-            context=r.cpos, tokens_up=t + 1 - r.known + self.extra_up,
-            features_up=r.kept if self.inject else 0, dists_up=self.dists_up,
-            tokens_down=1, changed=int(changed), decided=1,
-        ))  # fmt: skip
-        r.cpos, r.known, r.kept, r.cloud_started = t, t + 1, 0, True
+        return send, x
 
 
 class SpecFlow:

@@ -601,6 +601,9 @@ CLASS_HELP = {
     "CodeSplitPolicy": "CoDe-style split: the cloud makes the first tokens, the device the rest.",
     "GatedPolicy": "CIAR's flow with another uncertainty signal deciding which tokens go to the cloud.",
     "CiarPolicy": "CIAR: cloud prefix, Inter-Head intervals on the device, uncertain tokens verified.",
+    "CiarPipelinedPolicy": "CIAR whose device keeps drafting while a verification is in flight (same tokens).",
+    "CiarBatchedPolicy": "CIAR with one message per window of drafts (exact: same tokens; relaxed: lossy).",
+    "CloudBurstPolicy": "CIAR whose answers also carry the cloud's next k tokens.",
     "OraclePolicy": "Upper bound: exactly the tokens the cloud would change are sent to it.",
 }
 
@@ -693,6 +696,10 @@ FIELD_HELP = {
     "GatedPolicy.acceptance": "Cloud rule: speculative, cloud_argmax or always_resample.",
     "GatedPolicy.k": "topk_set: size of the discrete solution set.",
     "GatedPolicy.samples": "uhlm: temperature samples per token.",
+    "CiarPipelinedPolicy.window": "Tokens the device drafts past an uncertain token while its verification is in flight.",
+    "CiarBatchedPolicy.window": "Tokens per message window; 0 = the rest of the current row of the token grid.",
+    "CiarBatchedPolicy.mode": "exact: drafts after a replaced token are redrafted (same tokens as ciar); relaxed: kept (lossy).",
+    "CloudBurstPolicy.k": "Cloud tokens sent down after each verified position (k = 0 is ciar).",
     "CiarPolicy.tau": "Threshold on U: a token with U >= tau goes to the cloud (paper: 0.30).",
     "CiarPolicy.rho": "Fraction of tokens the cloud generates first as anchors (paper: 0.06).",
     "CiarPolicy.acceptance": "Cloud rule: speculative, cloud_argmax or always_resample.",

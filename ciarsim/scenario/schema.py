@@ -247,6 +247,31 @@ class CiarPolicy(PolicyBase):
     acceptance: Literal["speculative", "cloud_argmax", "always_resample"] = "speculative"
 
 
+class CiarPipelinedPolicy(CiarPolicy):
+    """CIAR drafting ahead of the outstanding verification (``ciarsim.policies.ciar_pipelined``)."""
+
+    name: Literal["ciar_pipelined"]  # type: ignore[assignment]
+    window: Annotated[int, Field(ge=0, le=4096)] = 8
+
+
+class CiarBatchedPolicy(CiarPolicy):
+    """CIAR with one message per window of drafts (``ciarsim.policies.ciar_batched``)."""
+
+    name: Literal["ciar_batched"]  # type: ignore[assignment]
+    window: Annotated[int, Field(ge=0, le=4096)] = 0  # 0: the rest of the current grid row
+    mode: Literal["exact", "relaxed"] = "exact"
+
+    def default_label(self) -> str:
+        return f"ciar_batched-{self.mode}"
+
+
+class CloudBurstPolicy(CiarPolicy):
+    """CIAR whose answers carry the cloud's next k tokens (``ciarsim.policies.cloud_burst``)."""
+
+    name: Literal["cloud_burst"]  # type: ignore[assignment]
+    k: Annotated[int, Field(ge=0, le=4096)] = 4
+
+
 class OraclePolicy(PolicyBase):
     name: Literal["oracle"]
     rho: Annotated[float, Field(ge=0, le=1)] = 0.06
@@ -255,12 +280,14 @@ class OraclePolicy(PolicyBase):
 PolicyConfig = Annotated[
     Union[
         BasePolicy, DeviceOnlyPolicy, SDPolicy, LanternPolicy, CodeSplitPolicy,
-        GatedPolicy, CiarPolicy, OraclePolicy,
+        GatedPolicy, CiarPolicy, CiarPipelinedPolicy, CiarBatchedPolicy, CloudBurstPolicy,
+        OraclePolicy,
     ],
     Field(discriminator="name"),
 ]  # fmt: skip
 
-POLICY_NAMES = ("base", "device_only", "sd", "lantern", "code_split", "gated", "ciar", "oracle")
+POLICY_NAMES = ("base", "device_only", "sd", "lantern", "code_split", "gated", "ciar",
+                "ciar_pipelined", "ciar_batched", "cloud_burst", "oracle")
 
 
 # --------------------------------------------------------------------------------------------
