@@ -12,7 +12,10 @@ in one message; the cloud decides them in order in one pass over the window.
   of the window and the later drafts are kept even when an earlier position changed (they were
   conditioned on the device's draft, not on the cloud's replacement). Lossy: a different decode,
   whose quality ciarsim measures; the device re-ingests the window from the first change
-  (``schedule.relaxed``). Block-wise verification of image tokens in the spirit of LANTERN's
+  (``schedule.relaxed``). ``lag``: positions the device drafts past the window, on its
+  uncorrected stream, while the answer is in flight (0: it waits for the answer); a fixed
+  number, so the decode does not depend on timing; set it near the round trip in device steps
+  to hide the network. Block-wise verification of image tokens in the spirit of LANTERN's
   relaxed acceptance (Jang et al., ICLR 2025, arXiv 2410.03355).
 """
 
@@ -34,44 +37,47 @@ def flow(policy, images, T, seed, models):
     if policy.mode == "exact":
         schedule = partial(batched, window=policy.window, rows_of=rows_of)
         return ciar.flow(policy, images, T, seed, models, schedule=schedule)
-    schedule = partial(relaxed, window=policy.window, rows_of=rows_of)
+    schedule = partial(relaxed, window=policy.window, rows_of=rows_of, lag=policy.lag)
     return ciar.flow(policy, images, T, seed, models, cls=RelaxedFlow, schedule=schedule,
-                     window=policy.window, rows_of=rows_of)
+                     window=policy.window, rows_of=rows_of, lag=policy.lag)
 
 
 class RelaxedFlow(GateFlow):
     """The gated flow with the device decoding on its own drafts inside each window, re-synced
     to the final tokens at the window's end (``mode: relaxed``)."""
 
-    def __init__(self, *, window: int, rows_of: int, **kw):
+    def __init__(self, *, window: int, rows_of: int, lag: int, **kw):
         super().__init__(**kw)
-        self.bounds = windows(self.prefix, self.T, window, rows_of)
+        self.bounds, self.lag = windows(self.prefix, self.T, window, rows_of, lag), lag
 
     def run(self, cap_ids):
         N, T, m = len(self.images), self.T, self.prefix
         ls = Lockstep(self.models, cap_ids, self.s.cfg_scale, use_device=True, use_cloud=True,
                       inject=self.inject)  # fmt: skip
-        tokens, drafts = np.zeros((N, T), np.int32), np.zeros((N, T), np.int32)
+        tokens = np.zeros((N, T), np.int32)
+        stream = np.zeros((N, T), np.int32)  # what the device has fed itself: drafts, patched
         source = np.zeros((N, T), np.uint8)
         u_score = np.full((N, T), np.nan, np.float32)
         send = np.zeros((N, T), bool)
-        starts = {e: s for s, e in self.bounds}  # window end -> its start
+        # the answer about window [s, e) is applied when the device reaches position e + lag
+        applied = {e + self.lag: (s, e) for s, e in self.bounds if e + self.lag < T}
         view, inject_mask = ls.first(), None
         for t in range(T):
             if t > 0:
-                view = ls.next(tokens[:, t - 1], inject_mask, device_tokens=drafts[:, t - 1])
-                if t in starts:  # a window ended: patch the device's stream where it changed
-                    s = starts[t]
-                    fix = (tokens[:, s:t] != drafts[:, s:t]).any(axis=1)
+                view = ls.next(tokens[:, t - 1], inject_mask, device_tokens=stream[:, t - 1])
+                if t in applied:  # patch the device's stream where the cloud changed it
+                    s, e = applied[t]
+                    fix = (tokens[:, s:e] != stream[:, s:e]).any(axis=1)
+                    stream[:, s:e] = tokens[:, s:e]
                     if fix.any():
-                        view = _merge(view, ls.resync(s, tokens[:, s:t]), fix)
+                        view = _merge(view, ls.resync(s, stream[:, s:t]), fix)
             ut = self.u[:, t]
             p = self.s.probs(view.cloud_logits)
             if t < m:
-                tokens[:, t] = drafts[:, t] = S.draw(p, ut[:, S.U_CLOUD])
+                tokens[:, t] = stream[:, t] = S.draw(p, ut[:, S.U_CLOUD])
                 source[:, t] = SOURCE_CLOUD
                 continue
-            send[:, t], drafts[:, t] = self._device_position(t, view, p, ut, tokens, source, u_score)
+            send[:, t], stream[:, t] = self._device_position(t, view, p, ut, tokens, source, u_score)
             inject_mask = source[:, t] == SOURCE_DEVICE_KEPT
         return self.traces(tokens, source, u_score, send)
 

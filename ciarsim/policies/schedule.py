@@ -165,41 +165,48 @@ def batched(run: GateRun, window: int = 0, rows_of: int = 0) -> list:
     return ops
 
 
-def relaxed(run: GateRun, window: int = 0, rows_of: int = 0) -> list:
+def relaxed(run: GateRun, window: int = 0, rows_of: int = 0, lag: int = 0) -> list:
     """Relaxed window batching (ciar_batched, mode relaxed): windows at fixed positions; the
-    device drafts a whole window on its own drafts, sends every flagged position (and the
-    features of the rest) in one message and waits for the answer; the cloud's replacements are
-    patched in, the later drafts stay. If any changed, the device re-ingests the window from the
-    first changed position in one pass (its KV cache held its drafts)."""
+    device drafts a whole window on its own drafts and sends every flagged position (and the
+    features of the rest) in one message; the cloud's replacements are patched in and the later
+    drafts stay. The device drafts ``lag`` more positions while the answer is in flight (0: it
+    waits), then, if anything changed, re-ingests from the first change in one pass (its KV cache
+    held its drafts)."""
     ops, sync, m, T = opening(run), _Sync(run), run.prefix, run.T
     t = m  # next position to draft
-    for s, e in windows(m, T, window, rows_of):
+    for s, e in windows(m, T, window, rows_of, lag):
         unc = np.flatnonzero(run.send[s:e]) + s
         if len(unc) == 0:
             continue
-        # draft through position e: its step also yields the features of token e - 1 (at the
-        # image's end only when that token travels with features)
+        # draft through position e: that step also yields the features of token e - 1 (at the
+        # image's end it is needed only when that token travels with features)
         last = e if e < T or (run.inject and not run.send[e - 1]) else e - 1
         ops += filter(None, [_draft(t, last, m)])
-        t = last + 1
         hit = unc[run.changed[unc]]
         ops.append(sync.request(e - 1, e - sync.known - len(unc), changed=len(hit) > 0,
                                 decided=len(unc)))  # fmt: skip
+        req, ahead = len(ops) - 1, min(lag, T - e)  # positions e .. e + ahead - 1 drafted blind
+        ops += filter(None, [_draft(e + 1, e + ahead - 1, m, dep=DEP_NONE)])
         if len(hit) and e < T:
             c = int(hit[0])
-            ops.append(device_op(1, c, new_tokens=e - c))  # re-ingest from the first change
+            ops.append(device_op(1, c, new_tokens=e + ahead - c, dep=req))  # re-ingest
+            t = e + ahead + 1
         else:
-            ops.append(join_op(len(ops) - 1))
+            ops.append(join_op(req))
+            t = max(last + 1, e + ahead)
     ops += filter(None, [_draft(t, T - 1, m)])
     return ops
 
 
-def windows(m: int, T: int, window: int, rows_of: int) -> list[tuple[int, int]]:
+def windows(m: int, T: int, window: int, rows_of: int, lag: int = 0) -> list[tuple[int, int]]:
     """Fixed windows [s, e) over positions m..T-1: ``window`` tokens each, or rows of
-    ``rows_of`` tokens (the first one is the rest of the prefix's row)."""
+    ``rows_of`` tokens; a window not longer than ``lag`` joins the next one (so an answer is
+    always applied before the next window's message leaves)."""
     out, s = [], m
     while s < T:
         e = min(T, (s // rows_of + 1) * rows_of if rows_of else s + window)
+        while e - s <= lag and e < T:
+            e = min(T, e + (rows_of or window))
         out.append((s, e))
         s = e
     return out

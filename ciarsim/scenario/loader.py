@@ -699,6 +699,7 @@ FIELD_HELP = {
     "CiarPipelinedPolicy.window": "Tokens the device drafts past an uncertain token while its verification is in flight.",
     "CiarBatchedPolicy.window": "Tokens per message window; 0 = the rest of the current row of the token grid.",
     "CiarBatchedPolicy.mode": "exact: drafts after a replaced token are redrafted (same tokens as ciar); relaxed: kept (lossy).",
+    "CiarBatchedPolicy.lag": "relaxed: positions drafted past a window, uncorrected, while its answer is in flight.",
     "CloudBurstPolicy.k": "Cloud tokens sent down after each verified position (k = 0 is ciar).",
     "CiarPolicy.tau": "Threshold on U: a token with U >= tau goes to the cloud (paper: 0.30).",
     "CiarPolicy.rho": "Fraction of tokens the cloud generates first as anchors (paper: 0.06).",

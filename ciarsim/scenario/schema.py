@@ -260,9 +260,17 @@ class CiarBatchedPolicy(CiarPolicy):
     name: Literal["ciar_batched"]  # type: ignore[assignment]
     window: Annotated[int, Field(ge=0, le=4096)] = 0  # 0: the rest of the current grid row
     mode: Literal["exact", "relaxed"] = "exact"
+    lag: Annotated[int, Field(ge=0, le=4096)] = 0  # relaxed: drafts past a window before its answer
 
     def default_label(self) -> str:
         return f"ciar_batched-{self.mode}"
+
+    @model_validator(mode="after")
+    def _lag_needs_relaxed(self) -> "CiarBatchedPolicy":
+        if self.lag and self.mode != "relaxed":
+            raise ValueError("lag applies to mode 'relaxed' only (exact mode redrafts after a "
+                             "replaced token, so it cannot draft on past an unanswered window)")
+        return self
 
 
 class CloudBurstPolicy(CiarPolicy):

@@ -135,3 +135,16 @@ def test_relaxed_schedule_one_message_per_flagged_window():
         cloud = ops[ops["kind"] == OP_CLOUD]
         assert len(cloud) == sum(bool(run.send[s:s + 8].any()) for s in range(0, 32, 8))
         assert int(cloud["decided"].sum()) == int(run.send.sum())
+
+
+def test_relaxed_lag_overlaps_the_answer_and_stays_consistent(tiny_models):
+    pol = CiarBatchedPolicy(name="ciar_batched", tau=TAU, rho=RHO, mode="relaxed", window=6, lag=2)
+    out = _decode(ciar_batched, pol, tiny_models)
+    for r in out:
+        assert check_deps(r.ops) is None
+        dev = r.ops[r.ops["kind"] == OP_DEVICE]
+        assert (dev["dep"] == -1).sum() >= 2  # the opening's prefill and at least one blind draft
+    for run in _runs(T=32, m=3):
+        ops = np.array(relaxed(run, window=6, lag=2), OP_DTYPE)
+        assert check_deps(ops) is None
+        assert int(ops[ops["kind"] == OP_CLOUD]["decided"].sum()) == run.prefix + int(run.send.sum())
