@@ -18,11 +18,11 @@ REGISTRY: dict[str, Callable] = {}
 def _register() -> None:
     from ciarsim.policies import (  # noqa: PLC0415
         base, ciar, ciar_batched, ciar_pipelined, cloud_burst, code_split, device_only, gated,
-        lantern, oracle, sd,
+        lantern, oracle, plugin, sd,
     )  # fmt: skip
 
     for module in (base, device_only, sd, lantern, code_split, gated, ciar, ciar_pipelined,
-                   ciar_batched, cloud_burst, oracle):  # fmt: skip
+                   ciar_batched, cloud_burst, oracle, plugin):  # fmt: skip
         REGISTRY[module.__name__.rsplit(".", 1)[1]] = module.decode
 
 

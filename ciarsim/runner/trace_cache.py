@@ -36,6 +36,10 @@ def trace_key(policy: dict[str, Any], prompts: dict[str, Any], checkpoints: dict
               seed: int) -> str:
     """A 24-hex-digit key for one (policy setting, prompt batch, models, seed)."""
     policy = {k: v for k, v in policy.items() if k != "label"}
+    if policy.get("name") == "plugin":  # an external protocol: key by its source as well
+        from ciarsim.policies.plugin import source_digest  # noqa: PLC0415
+
+        policy["protocol_source_sha256"] = source_digest(policy["protocol"])
     blob = json.dumps(
         {"policy": policy, "prompts": prompts, "checkpoints": checkpoints, "seed": seed,
          "code": decision_code_version()},

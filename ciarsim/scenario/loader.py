@@ -21,7 +21,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ciarsim.errors import ScenarioError
-from ciarsim.scenario.schema import POLICY_NAMES, GatedPolicy, PolicyConfig, Scenario
+from ciarsim.scenario.schema import (
+    POLICY_NAMES, GatedPolicy, PolicyConfig, Scenario, external_protocol,
+)  # fmt: skip
 
 MAX_PROBLEMS = 20  # lines in one error message; the rest are counted
 
@@ -132,6 +134,12 @@ def policy_label(item: Any) -> str | None:
     name = item.get("name")
     if name == "gated":
         return f"gated-{item.get('signal', GatedPolicy.model_fields['signal'].default)}"
+    if name == "ciar_batched":
+        return f"ciar_batched-{item.get('mode', 'exact')}"
+    if name == "plugin" and isinstance(item.get("protocol"), str):
+        return item["protocol"].rsplit(":", 1)[-1]
+    if external_protocol(name):
+        return name.rsplit(":", 1)[-1]
     return name if isinstance(name, str) else None
 
 
@@ -224,6 +232,7 @@ def _raw_policy_label(data: Mapping, index: int) -> str | None:
     item = items[index]
     ok = isinstance(item, Mapping) and (
         isinstance(item.get("label"), str) or item.get("name") in POLICY_NAMES
+        or external_protocol(item.get("name"))
     )
     return policy_label(item) if ok else None
 
@@ -604,6 +613,7 @@ CLASS_HELP = {
     "CiarPipelinedPolicy": "CIAR whose device keeps drafting while a verification is in flight (same tokens).",
     "CiarBatchedPolicy": "CIAR with one message per window of drafts (exact: same tokens; relaxed: lossy).",
     "CloudBurstPolicy": "CIAR whose answers also carry the cloud's next k tokens.",
+    "PluginPolicy": "A protocol outside the package; usually written {name: 'module:Class', ...params}.",
     "OraclePolicy": "Upper bound: exactly the tokens the cloud would change are sent to it.",
 }
 
@@ -700,6 +710,8 @@ FIELD_HELP = {
     "CiarBatchedPolicy.window": "Tokens per message window; 0 = the rest of the current row of the token grid.",
     "CiarBatchedPolicy.mode": "exact: drafts after a replaced token are redrafted (same tokens as ciar); relaxed: kept (lossy).",
     "CiarBatchedPolicy.lag": "relaxed: positions drafted past a window, uncorrected, while its answer is in flight.",
+    "PluginPolicy.protocol": "'module:Class' or an entry point of the group ciarsim.policies.",
+    "PluginPolicy.params": "Keyword arguments for the protocol's class.",
     "CloudBurstPolicy.k": "Cloud tokens sent down after each verified position (k = 0 is ciar).",
     "CiarPolicy.tau": "Threshold on U: a token with U >= tau goes to the cloud (paper: 0.30).",
     "CiarPolicy.rho": "Fraction of tokens the cloud generates first as anchors (paper: 0.06).",

@@ -8,7 +8,9 @@ scenario files and in ``ciarsim/data``; defaults here are labelled where they ar
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from importlib.metadata import entry_points
+
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -280,6 +282,18 @@ class CloudBurstPolicy(CiarPolicy):
     k: Annotated[int, Field(ge=0, le=4096)] = 4
 
 
+class PluginPolicy(PolicyBase):
+    """A protocol written outside the package (``ciarsim.policies.plugin``). Scenarios usually
+    name it directly, ``{name: "module:Class", ...params}``; the loader rewrites that to this."""
+
+    name: Literal["plugin"]
+    protocol: Annotated[str, Field(min_length=1)]
+    params: dict[str, Union[int, float, str, bool, None, list[Union[int, float, str, bool]]]] = {}
+
+    def default_label(self) -> str:
+        return self.protocol.rsplit(":", 1)[-1]
+
+
 class OraclePolicy(PolicyBase):
     name: Literal["oracle"]
     rho: Annotated[float, Field(ge=0, le=1)] = 0.06
@@ -289,13 +303,29 @@ PolicyConfig = Annotated[
     Union[
         BasePolicy, DeviceOnlyPolicy, SDPolicy, LanternPolicy, CodeSplitPolicy,
         GatedPolicy, CiarPolicy, CiarPipelinedPolicy, CiarBatchedPolicy, CloudBurstPolicy,
-        OraclePolicy,
+        OraclePolicy, PluginPolicy,
     ],
     Field(discriminator="name"),
 ]  # fmt: skip
 
 POLICY_NAMES = ("base", "device_only", "sd", "lantern", "code_split", "gated", "ciar",
-                "ciar_pipelined", "ciar_batched", "cloud_burst", "oracle")
+                "ciar_pipelined", "ciar_batched", "cloud_burst", "oracle", "plugin")
+
+
+def external_protocol(name: Any) -> bool:
+    """Whether a policy name refers to a protocol outside the package (``module:Class`` or an
+    entry point of the ``ciarsim.policies`` group)."""
+    if not isinstance(name, str) or name in POLICY_NAMES:
+        return False
+    return ":" in name or any(ep.name == name for ep in entry_points(group="ciarsim.policies"))
+
+
+def _as_plugin(item: Any) -> Any:
+    if not (isinstance(item, dict) and external_protocol(item.get("name"))):
+        return item
+    common = {k: item[k] for k in PolicyBase.model_fields if k in item}
+    params = {k: v for k, v in item.items() if k != "name" and k not in common}
+    return {**common, "name": "plugin", "protocol": item["name"], "params": params}
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +348,16 @@ class Scenario(Frozen):
     ]
     sweep: dict[str, list[Union[int, float, str, bool, None]]] = {}
     zip: list[dict[str, list[Union[int, float, str, bool, None]]]] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _external_protocols(cls, data: Any) -> Any:
+        """``{name: "module:Class", ...}`` (or an entry-point name) -> a ``plugin`` policy."""
+        items = data.get("policies") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            return data
+        out = [_as_plugin(item) for item in items]
+        return {**data, "policies": out} if out != items else data
 
     @model_validator(mode="after")
     def _zip_groups(self) -> "Scenario":
