@@ -135,7 +135,9 @@ class NetworkConfig(Frozen):
       - ``random``: piecewise-constant capacity redrawn every ``capacity_interval_ms`` from a
         lognormal with mean ``*_mbps`` and coefficient of variation ``capacity_cv`` (seeded);
       - ``trace``: capacity follows ``uplink_trace`` / ``downlink_trace`` (``trace_format``); if
-        ``*_mbps`` is also given, the trace is rescaled to that mean.
+        ``*_mbps`` is also given, the trace is rescaled to that mean. Each phone enters each trace
+        at a random offset; ``align_traces`` gives its downlink the uplink's offset (traces of
+        one recording stay aligned).
     One-way delay = (``rtt_ms`` + ``backhaul_rtt_ms``) / 2 per message plus jitter drawn from
     ``jitter_dist`` with mean ``jitter_ms`` (messages never overtake each other). Each MTU packet is
     lost with probability ``loss_rate``; a loss costs ``rto_ms`` and a resend.
@@ -149,6 +151,7 @@ class NetworkConfig(Frozen):
     uplink_trace: str | None = None
     downlink_trace: str | None = None
     trace_format: Literal["mahimahi", "pensieve", "canonical"] = "mahimahi"
+    align_traces: bool = False
     rtt_ms: NonNegFloat = 0.0
     backhaul_rtt_ms: NonNegFloat = 0.0
     jitter_ms: NonNegFloat = 0.0
