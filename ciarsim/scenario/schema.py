@@ -126,11 +126,18 @@ class ModelsConfig(Frozen):
 # network
 
 
+# Fields an ideal link cannot honour: set (non-zero, non-null) together with capacity 'ideal' they
+# are refused rather than silently dropped.
+_IDEAL_IGNORES = ("uplink_mbps", "downlink_mbps", "uplink_trace", "downlink_trace", "rtt_ms",
+                  "backhaul_rtt_ms", "jitter_ms", "loss_rate")  # fmt: skip
+
+
 class NetworkConfig(Frozen):
     """Uplink and downlink between one phone and the cloud.
 
     ``capacity`` picks the capacity model, the same for both directions:
-      - ``ideal``: transfers take no time at all (the paper's compute-only accounting);
+      - ``ideal``: transfers take no time at all (the paper's compute-only accounting); setting
+        a rate, a trace, an RTT, jitter or loss with it is an error (they would be ignored);
       - ``constant``: ``uplink_mbps`` / ``downlink_mbps``;
       - ``random``: piecewise-constant capacity redrawn every ``capacity_interval_ms`` from a
         lognormal with mean ``*_mbps`` and coefficient of variation ``capacity_cv`` (seeded);
@@ -172,6 +179,14 @@ class NetworkConfig(Frozen):
             for name in ("uplink_trace", "downlink_trace"):
                 if getattr(self, name) is None:
                     raise ValueError(f"{name} is required when capacity is 'trace'")
+        if self.capacity == "ideal":
+            ignored = [name for name in _IDEAL_IGNORES if getattr(self, name)]
+            if ignored:
+                raise ValueError(
+                    f"capacity 'ideal' takes no network time, so {', '.join(ignored)} would be "
+                    "ignored; remove them (or set them to 0) or choose capacity constant, random "
+                    "or trace"
+                )
         if self.packet_header_bytes >= self.mtu_bytes:
             raise ValueError("packet_header_bytes must be smaller than mtu_bytes")
         return self

@@ -307,6 +307,8 @@ def _read_lines(path: str | os.PathLike, field: str) -> list[tuple[int, str]]:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
+    except FileNotFoundError:
+        raise TraceFormatError(f"{field}: {path}: the trace file does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TraceFormatError(f"{field}: {path}: cannot read the trace ({exc})") from exc
     lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines()) if ln.strip()]

@@ -76,7 +76,8 @@ def test_bad_traces_name_the_field_and_line(tmp_path, fmt, text, match):
 
 
 def test_missing_file_names_the_field(tmp_path):
-    with pytest.raises(TraceFormatError, match=r"^network\.uplink_trace: .*cannot read"):
+    match = r"^network\.uplink_trace: .*nope: the trace file does not exist"
+    with pytest.raises(TraceFormatError, match=match):
         load_trace(tmp_path / "nope", "mahimahi", FIELD)
 
 
