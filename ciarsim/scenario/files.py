@@ -25,7 +25,8 @@ def trace_problems(scenario: Scenario, source: str) -> list[str]:
         net = point.scenario.network
         if net.capacity != "trace":
             continue
-        for field, path in (("uplink_trace", net.uplink_trace), ("downlink_trace", net.downlink_trace)):
+        pairs = (("uplink_trace", net.uplink_trace), ("downlink_trace", net.downlink_trace))
+        for field, path in pairs:
             key = (field, path, net.trace_format)
             if key in seen:
                 continue

@@ -494,8 +494,10 @@ def parse_scenario(
     return scenario
 
 
-PATH_FIELDS = (("models", "checkpoints"), ("network", "uplink_trace"), ("network", "downlink_trace"),
-               ("output_dir",))  # fmt: skip
+PATH_FIELDS = (
+    ("models", "checkpoints"), ("network", "uplink_trace"), ("network", "downlink_trace"),
+    ("output_dir",),
+)  # fmt: skip
 
 
 def resolve_paths(data: Mapping, base_dir: Path) -> None:
