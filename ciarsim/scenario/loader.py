@@ -15,7 +15,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -503,18 +503,35 @@ PATH_FIELDS = (
 def resolve_paths(data: Mapping, base_dir: Path) -> None:
     """Rewrite in place the relative paths of ``PATH_FIELDS`` that raw ``data`` holds (as fields
     or as sweep / zip values) as ``base_dir / path``."""
+    _map_paths(data, lambda path: _under(base_dir, path))
+
+
+def _rebase_paths(data: Mapping, base_dir: Path) -> None:
+    """Rewrite the relative (working-directory) paths of ``PATH_FIELDS`` in ``data`` relative to
+    ``base_dir``: the inverse of ``resolve_paths``."""
+    _map_paths(data, lambda path: _from(base_dir, path))
+
+
+def _map_paths(data: Mapping, fn: Callable[[str], str]) -> None:
+    """Apply ``fn`` in place to every string at a ``PATH_FIELDS`` location of raw ``data``, and to
+    the string values of sweep and zip entries of those paths."""
     for loc in PATH_FIELDS:
         node: Any = data
         for key in loc[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(loc[-1]), str):
-            node[loc[-1]] = _under(base_dir, node[loc[-1]])
+            node[loc[-1]] = fn(node[loc[-1]])
     dotted = {".".join(loc) for loc in PATH_FIELDS}
     groups = [data.get("sweep"), *(data.get("zip") if isinstance(data.get("zip"), list) else [])]
     for group in groups:
         for key, values in group.items() if isinstance(group, dict) else ():
             if key in dotted and isinstance(values, list):
-                values[:] = [_under(base_dir, v) if isinstance(v, str) else v for v in values]
+                values[:] = [fn(v) if isinstance(v, str) else v for v in values]
+
+
+def _from(base_dir: Path, path: str) -> str:
+    """Relative ``path`` (from the working directory) as seen from ``base_dir``."""
+    return path if not path or os.path.isabs(path) else os.path.relpath(path, base_dir)
 
 
 def _under(base_dir: Path, path: str) -> str:
@@ -557,10 +574,14 @@ def _apply_override(data: dict, text: str, source: str) -> tuple[Loc, str]:
         raise ScenarioError(f"{source}: --set {text}: {exc}") from None
 
 
-def dump_scenario(scenario: Scenario) -> str:
+def dump_scenario(scenario: Scenario, base_dir: str | Path | None = None) -> str:
     """Canonical YAML of the fully resolved scenario: every field in schema order (a policy's
-    ``name`` first); ``parse_scenario`` reads it back equal. Same scenario -> same text."""
+    ``name`` first); ``parse_scenario`` reads it back equal. Same scenario -> same text.
+    ``base_dir``: the folder the text will be saved in; relative paths are rewritten relative to
+    it, so that ``load_scenario`` of the saved file finds the same files."""
     data = scenario.model_dump(mode="json")
+    if base_dir is not None:
+        _rebase_paths(data, Path(base_dir))
     data["policies"] = [{"name": p.pop("name"), **p} for p in data["policies"]]
     return yaml.safe_dump(
         data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100

@@ -69,3 +69,15 @@ def test_shipped_scenarios_load_from_another_directory(tmp_path, monkeypatch):
     sc = load_scenario(root / "scenarios" / "4g.yaml")
     assert Path(sc.models.checkpoints) == root / "models" / "shapes-256"
     assert (Path(sc.models.checkpoints) / "cloud.json").exists()
+
+
+def test_a_dump_saved_elsewhere_loads_back_with_the_same_files(write):
+    from ciarsim.scenario import dump_scenario
+
+    os.makedirs("cfg")
+    os.makedirs("runs/a")
+    sc = load_scenario(write(TRACED, "cfg/s.yaml"))
+    Path("runs/a/scenario.yaml").write_text(dump_scenario(sc, "runs/a"))
+    back = load_scenario("runs/a/scenario.yaml")
+    assert back == sc
+    assert "checkpoints: ../../models/set" in Path("runs/a/scenario.yaml").read_text()
