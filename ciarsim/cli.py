@@ -50,12 +50,21 @@ def _friendly(fn: Callable) -> Callable:
     return wrapper
 
 
-def _load(path: Path, overrides: list[str]):
+def _load(path: Path, overrides: list[str], checkpoints: bool = False):
+    """Load and check a scenario and the files it refers to: its trace files, and with
+    ``checkpoints`` its checkpoint folder. Raises one ``ScenarioError`` listing every problem."""
+    from ciarsim.errors import ScenarioError  # noqa: PLC0415
+    from ciarsim.scenario.files import checkpoint_problems, trace_problems  # noqa: PLC0415
     from ciarsim.scenario.loader import load_scenario  # noqa: PLC0415
     from ciarsim.sim.costs import validate_names  # noqa: PLC0415
 
     scenario = load_scenario(path, overrides)
     validate_names(scenario.models)
+    problems = trace_problems(scenario, str(path))
+    if checkpoints:
+        problems += checkpoint_problems(scenario, str(path))
+    if problems:
+        raise ScenarioError("\n".join(problems))
     return scenario
 
 
@@ -190,17 +199,26 @@ def scenarios_validate(
     files: List[Path] = typer.Argument(..., help="Scenario YAML files."),
     set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value."),
 ) -> None:
-    """Check scenario files; print one line per file, exit 2 on the first invalid one."""
+    """Check scenario files and the files they refer to (trace files, checkpoint folder); print
+    one line per file or problem; exit 2 if any file is invalid, after checking them all."""
     from ciarsim.scenario.sweep import expand  # noqa: PLC0415
 
+    failed = 0
     for f in files:
-        sc = _load(f, set_)
+        try:
+            sc = _load(f, set_, checkpoints=True)
+        except CiarsimError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            failed += 1
+            continue
         points = expand(sc)
         out.print(
             f"{f}: ok ({len(sc.policies)} policies x {len(points)} points x "
             f"{sc.replications} replications)",
             highlight=False,
         )
+    if failed:
+        raise typer.Exit(2)
 
 
 @scenarios_app.command("schema")

@@ -305,5 +305,5 @@ def _gather(scenario, points, out_dir, image_parts, message_parts, computed, reu
     store.write_table(summary, out_dir / "summary.csv")
     swept = params.drop(columns=["point_index"]) if len(params.columns) > 2 else None
     store.write_text(out_dir / "summary.md", to_markdown(summary, swept))
-    store.write_text(out_dir / "scenario.yaml", dump_scenario(scenario))
+    store.write_text(out_dir / "scenario.yaml", dump_scenario(scenario, out_dir))
     return RunOutputs(out_dir, images, messages, summary, params, computed, reused)

@@ -4,16 +4,18 @@
 that also refuses duplicate keys and reads ``1e3`` as a number, applies ``--set dotted.path=value``
 overrides, then validates strictly (a quoted ``"5"`` is not a number). Every problem becomes one
 line ``<file>: <field path>: <what is expected>, got <value> (line N)``; the lines are raised
-together as one ``ScenarioError``. Relative paths inside a scenario are kept as written: the
-components that open them resolve them against the current working directory.
+together as one ``ScenarioError``. Relative paths the file writes (``PATH_FIELDS``, also as
+sweep and zip values) are resolved against the file's folder; paths given by ``--set`` and the
+defaults stay relative to the working directory, where the user typed them.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -464,13 +466,15 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
     ``[20, 50]``, ``'"quoted text"'``), applied in order. Raises ``ScenarioError``.
     """
     source = str(path)
-    return parse_scenario(_read(Path(path), source), source, overrides)
+    return parse_scenario(_read(Path(path), source), source, overrides, Path(path).parent)
 
 
 def parse_scenario(
-    text: str, source: str = "<scenario>", overrides: Iterable[str] = ()
+    text: str, source: str = "<scenario>", overrides: Iterable[str] = (),
+    base_dir: str | Path | None = None,
 ) -> Scenario:
-    """``load_scenario`` for YAML text already in memory; ``source`` names it in messages."""
+    """``load_scenario`` for YAML text already in memory; ``source`` names it in messages.
+    ``base_dir``: the folder the text's relative paths are relative to (None: keep them)."""
     try:
         data = _parse_yaml(text)
     except yaml.YAMLError as exc:
@@ -485,6 +489,8 @@ def parse_scenario(
             f"{source}: the top level must be a mapping of sections (name, workload, models, "
             f"network, policies, sweep), got {_kind_of(data)} {show(data)}"
         )
+    if base_dir is not None:
+        resolve_paths(data, Path(base_dir))
     overridden = [_apply_override(data, text_, source) for text_ in overrides]
     scenario = validate(data, source, overridden)
     from ciarsim.scenario.sweep import expand  # noqa: PLC0415 - sweep imports this module
@@ -495,6 +501,52 @@ def parse_scenario(
             lines = {k: v for k, v in lines.items() if len(loc) > 1 and k != loc[1]}
     expand(scenario, source=source, sweep_lines=lines)
     return scenario
+
+
+PATH_FIELDS = (
+    ("models", "checkpoints"), ("network", "uplink_trace"), ("network", "downlink_trace"),
+    ("output_dir",),
+)  # fmt: skip
+
+
+def resolve_paths(data: Mapping, base_dir: Path) -> None:
+    """Rewrite in place the relative paths of ``PATH_FIELDS`` that raw ``data`` holds (as fields
+    or as sweep / zip values) as ``base_dir / path``."""
+    _map_paths(data, lambda path: _under(base_dir, path))
+
+
+def _rebase_paths(data: Mapping, base_dir: Path) -> None:
+    """Rewrite the relative (working-directory) paths of ``PATH_FIELDS`` in ``data`` relative to
+    ``base_dir``: the inverse of ``resolve_paths``."""
+    _map_paths(data, lambda path: _from(base_dir, path))
+
+
+def _map_paths(data: Mapping, fn: Callable[[str], str]) -> None:
+    """Apply ``fn`` in place to every string at a ``PATH_FIELDS`` location of raw ``data``, and to
+    the string values of sweep and zip entries of those paths."""
+    for loc in PATH_FIELDS:
+        node: Any = data
+        for key in loc[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(loc[-1]), str):
+            node[loc[-1]] = fn(node[loc[-1]])
+    dotted = {".".join(loc) for loc in PATH_FIELDS}
+    groups = [data.get("sweep"), *(data.get("zip") if isinstance(data.get("zip"), list) else [])]
+    for group in groups:
+        for key, values in group.items() if isinstance(group, dict) else ():
+            if key in dotted and isinstance(values, list):
+                values[:] = [fn(v) if isinstance(v, str) else v for v in values]
+
+
+def _from(base_dir: Path, path: str) -> str:
+    """Relative ``path`` (from the working directory) as seen from ``base_dir``."""
+    return path if not path or os.path.isabs(path) else os.path.relpath(path, base_dir)
+
+
+def _under(base_dir: Path, path: str) -> str:
+    """``path`` relative to ``base_dir``, normalised (``scenarios/../models`` -> ``models``);
+    absolute and empty paths unchanged."""
+    return path if not path or os.path.isabs(path) else os.path.normpath(base_dir / path)
 
 
 def _read(path: Path, source: str) -> str:
@@ -531,10 +583,14 @@ def _apply_override(data: dict, text: str, source: str) -> tuple[Loc, str]:
         raise ScenarioError(f"{source}: --set {text}: {exc}") from None
 
 
-def dump_scenario(scenario: Scenario) -> str:
+def dump_scenario(scenario: Scenario, base_dir: str | Path | None = None) -> str:
     """Canonical YAML of the fully resolved scenario: every field in schema order (a policy's
-    ``name`` first); ``parse_scenario`` reads it back equal. Same scenario -> same text."""
+    ``name`` first); ``parse_scenario`` reads it back equal. Same scenario -> same text.
+    ``base_dir``: the folder the text will be saved in; relative paths are rewritten relative to
+    it, so that ``load_scenario`` of the saved file finds the same files."""
     data = scenario.model_dump(mode="json")
+    if base_dir is not None:
+        _rebase_paths(data, Path(base_dir))
     data["policies"] = [{"name": p.pop("name"), **p} for p in data["policies"]]
     return yaml.safe_dump(
         data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
@@ -623,7 +679,7 @@ FIELD_HELP = {
     "Scenario.description": "Free text shown in the report.",
     "Scenario.seed": "Root seed of every random draw (decoding and network).",
     "Scenario.replications": "Independent timing replications per point (network/arrival draws).",
-    "Scenario.output_dir": "Output folder (relative to the working directory); null: reports/<name>.",
+    "Scenario.output_dir": "Output folder (relative to the scenario file's folder); null: reports/<name> in the working directory.",
     "Scenario.workload": "What is generated and how requests arrive.",
     "Scenario.models": "Decision-model checkpoints and nominal models/hardware for costs.",
     "Scenario.network": "Link between phone and cloud (default: ideal, transfers take no time).",
@@ -641,7 +697,7 @@ FIELD_HELP = {
     "ArrivalConfig.think_time_ms": "closed_loop: pause between a phone's images, ms.",
     "ArrivalConfig.rate_per_s": "poisson: request rate of all phones together, images/s (required).",
     # models
-    "ModelsConfig.checkpoints": "Folder of the trained decision models (relative to the working dir).",
+    "ModelsConfig.checkpoints": "Folder of the trained decision models (relative to the scenario file's folder; the default and --set values: to the working directory).",
     "ModelsConfig.cloud": "The cloud server.",
     "ModelsConfig.device": "The phone or board.",
     "ModelsConfig.payload": "Message encoding.",
@@ -674,9 +730,10 @@ FIELD_HELP = {
     "NetworkConfig.downlink_mbps": "Downlink capacity, Mbit/s (mean for random, rescale for trace).",
     "NetworkConfig.capacity_cv": "random: coefficient of variation of the lognormal capacity.",
     "NetworkConfig.capacity_interval_ms": "random: capacity is redrawn every this many ms.",
-    "NetworkConfig.uplink_trace": "trace: uplink capacity trace file (relative to the working dir).",
-    "NetworkConfig.downlink_trace": "trace: downlink capacity trace file.",
-    "NetworkConfig.trace_format": "trace: mahimahi, pensieve or canonical.",
+    "NetworkConfig.uplink_trace": "trace: uplink capacity trace file (relative to the scenario file's folder).",
+    "NetworkConfig.downlink_trace": "trace: downlink capacity trace file (relative to the scenario file's folder).",
+    "NetworkConfig.trace_format": "trace: mahimahi (replayed as mm-link does), pensieve or canonical.",
+    "NetworkConfig.align_traces": "trace: each phone's downlink enters its trace at the uplink's offset (both from one recording).",
     "NetworkConfig.rtt_ms": "Base round-trip time phone <-> cloud, ms (radio + distance).",
     "NetworkConfig.backhaul_rtt_ms": "Extra round-trip time to a farther server, ms.",
     "NetworkConfig.jitter_ms": "Mean extra one-way delay per message, ms (no overtaking).",

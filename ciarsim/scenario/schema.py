@@ -128,16 +128,25 @@ class ModelsConfig(Frozen):
 # network
 
 
+# Fields an ideal link cannot honour: set (non-zero, non-null) together with capacity 'ideal' they
+# are refused rather than silently dropped.
+_IDEAL_IGNORES = ("uplink_mbps", "downlink_mbps", "uplink_trace", "downlink_trace", "rtt_ms",
+                  "backhaul_rtt_ms", "jitter_ms", "loss_rate")  # fmt: skip
+
+
 class NetworkConfig(Frozen):
     """Uplink and downlink between one phone and the cloud.
 
     ``capacity`` picks the capacity model, the same for both directions:
-      - ``ideal``: transfers take no time at all (the paper's compute-only accounting);
+      - ``ideal``: transfers take no time at all (the paper's compute-only accounting); setting
+        a rate, a trace, an RTT, jitter or loss with it is an error (they would be ignored);
       - ``constant``: ``uplink_mbps`` / ``downlink_mbps``;
       - ``random``: piecewise-constant capacity redrawn every ``capacity_interval_ms`` from a
         lognormal with mean ``*_mbps`` and coefficient of variation ``capacity_cv`` (seeded);
       - ``trace``: capacity follows ``uplink_trace`` / ``downlink_trace`` (``trace_format``); if
-        ``*_mbps`` is also given, the trace is rescaled to that mean.
+        ``*_mbps`` is also given, the trace is rescaled to that mean. Each phone enters each trace
+        at a random offset; ``align_traces`` gives its downlink the uplink's offset (traces of
+        one recording stay aligned).
     One-way delay = (``rtt_ms`` + ``backhaul_rtt_ms``) / 2 per message plus jitter drawn from
     ``jitter_dist`` with mean ``jitter_ms`` (messages never overtake each other). Each MTU packet is
     lost with probability ``loss_rate``; a loss costs ``rto_ms`` and a resend.
@@ -151,6 +160,7 @@ class NetworkConfig(Frozen):
     uplink_trace: str | None = None
     downlink_trace: str | None = None
     trace_format: Literal["mahimahi", "pensieve", "canonical"] = "mahimahi"
+    align_traces: bool = False
     rtt_ms: NonNegFloat = 0.0
     backhaul_rtt_ms: NonNegFloat = 0.0
     jitter_ms: NonNegFloat = 0.0
@@ -171,6 +181,14 @@ class NetworkConfig(Frozen):
             for name in ("uplink_trace", "downlink_trace"):
                 if getattr(self, name) is None:
                     raise ValueError(f"{name} is required when capacity is 'trace'")
+        if self.capacity == "ideal":
+            ignored = [name for name in _IDEAL_IGNORES if getattr(self, name)]
+            if ignored:
+                raise ValueError(
+                    f"capacity 'ideal' takes no network time, so {', '.join(ignored)} would be "
+                    "ignored; remove them (or set them to 0) or choose capacity constant, random "
+                    "or trace"
+                )
         if self.packet_header_bytes >= self.mtu_bytes:
             raise ValueError("packet_header_bytes must be smaller than mtu_bytes")
         return self

@@ -6,7 +6,7 @@ Public entry points: ``simulate`` (world.py), ``SimRecords`` (records.py), ``Cos
 imported only inside this package.
 """
 
-from ciarsim.sim.capacity import CapacityTable, load_trace, write_canonical
+from ciarsim.sim.capacity import CapacityTable, OpportunityTrace, load_trace, write_canonical
 from ciarsim.sim.costs import (
     CostModel, StepCost, known_hardware, known_models, known_runtimes, validate_names,
 )  # fmt: skip
@@ -16,8 +16,8 @@ from ciarsim.sim.records import IMAGE_COLUMNS, LANES, SEGMENT_COLUMNS, SimRecord
 from ciarsim.sim.world import World, simulate
 
 __all__ = [
-    "CapacityTable", "CostModel", "IMAGE_COLUMNS", "LANES", "Link", "SEGMENT_COLUMNS",
-    "SimRecords", "StepCost", "TransferRecord", "World", "known_hardware", "known_models",
+    "CapacityTable", "CostModel", "IMAGE_COLUMNS", "LANES", "Link", "OpportunityTrace",
+    "SEGMENT_COLUMNS", "SimRecords", "StepCost", "TransferRecord", "World", "known_hardware", "known_models",
     "known_runtimes", "load_trace", "message_bytes", "simulate", "validate_names",
     "write_canonical",
 ]  # fmt: skip

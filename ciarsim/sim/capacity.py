@@ -1,21 +1,22 @@
-"""Link capacity over time: trace importers, the canonical table, and capacity curves.
+"""Link capacity over time: trace importers, capacity tables, and capacity models.
 
-Every capacity model is a curve with one method, ``finish(start_ms, bits) -> end_ms``: the
-earliest time at which ``bits`` have been serialised when sending starts at ``start_ms``
-(integrating a piecewise-constant capacity analytically, so one message costs O(log n)).
+Every capacity model has ``finish(start_ms, bits) -> end_ms``: the earliest time at which
+``bits`` have been sent when sending starts at ``start_ms`` on an idle link, computed
+analytically (O(log n) per message).
 
-Trace formats (all become one canonical piecewise-constant ``CapacityTable``; traces loop):
+Trace formats:
 
-- **mahimahi**: one line per 1500-byte delivery opportunity, integer ms timestamps, repeated
-  timestamps for several packets in one ms, period = the last timestamp (Winstein et al., NSDI
-  2013; mahimahi's ``LinkQueue``). An opportunity at ``t`` ms is spread over ``[t-1, t)`` and
-  opportunities are summed into ``bin_ms`` bins, so total bytes are conserved exactly.
+- **mahimahi** (Winstein et al., NSDI 2013; mm-link): one line per delivery opportunity,
+  integer ms timestamps, repeated timestamps for several opportunities in one ms, period = the
+  last timestamp; the trace loops. Read into an ``OpportunityTrace`` and replayed with mm-link's
+  own semantics by ``OpportunityCapacity`` (see there): discrete opportunities, not a fluid rate.
 - **pensieve** (Mao et al., SIGCOMM 2017, "cooked" traces): ``seconds Mbps`` per line.
 - **canonical**: CSV with header ``t_ms,mbps``.
-For the last two each row's rate holds until the next row's time; the last row holds for the
-median spacing of the rows (1 s if there is a single row). Times are shifted to start at 0.
+The last two become a piecewise-constant ``CapacityTable`` (fluid, ``TraceCapacity``): each row's
+rate holds until the next row's time; the last row holds for the median spacing of the rows (1 s
+if there is a single row). Times are shifted to start at 0.
 
-Units: ms, bits, Mbps (1 Mbps = 1000 bits/ms).
+Units: ms, bits, bytes, Mbps (1 Mbps = 1000 bits/ms).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ import numpy as np
 
 from ciarsim.errors import TraceFormatError
 
-MAHIMAHI_PACKET_BYTES = 1500
+# mm-link's bytes per delivery opportunity: ``LinkQueue::PACKET_SIZE = 1504`` ("default max TUN
+# payload size", https://github.com/ravinet/mahimahi/blob/master/src/frontend/link_queue.hh). Its
+# TUN device is opened with IFF_TUN and without IFF_NO_PI (src/util/netdevice.cc), so every packet
+# it reads carries a 4-byte ``struct tun_pi`` in front of the IP packet: a 1500-byte IP packet fills
+# exactly one opportunity, as the mm-link man page's "1500 bytes" per opportunity says.
+MAHIMAHI_OPPORTUNITY_BYTES = 1504
+MAHIMAHI_FRAME_BYTES = 4  # tun_pi bytes added to each IP packet on an mm-link
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,59 @@ class CapacityTable:
     def curve(self) -> "_Cumulative":
         """Cumulative-bits view used by ``TraceCapacity`` (built once, shared by devices)."""
         return _Cumulative(self.edges_ms, self.mbps * 1000.0)
+
+    def capacity(self, offset_ms: float = 0.0) -> "TraceCapacity":
+        """A link following this table, entered ``offset_ms`` into its period."""
+        return TraceCapacity(self, offset_ms)
+
+
+@dataclass(frozen=True)
+class OpportunityTrace:
+    """A Mahimahi trace: delivery opportunities at ``stamps_ms`` (sorted, within one period; the
+    last one is the period), each carrying ``opportunity_bytes``; loops like mm-link."""
+
+    stamps_ms: np.ndarray  # (n,) int64
+    opportunity_bytes: float = MAHIMAHI_OPPORTUNITY_BYTES
+    source: str = ""
+
+    @property
+    def period_ms(self) -> float:
+        return float(self.stamps_ms[-1])
+
+    @property
+    def total_bits(self) -> float:
+        """Bits the opportunities of one period carry."""
+        return len(self.stamps_ms) * self.opportunity_bytes * 8.0
+
+    @property
+    def mean_mbps(self) -> float:
+        """Time-average capacity over one period (Mbps)."""
+        return self.total_bits / self.period_ms / 1000.0
+
+    def rescaled(self, mean_mbps: float) -> "OpportunityTrace":
+        """The same opportunities, each carrying proportionally more or fewer bytes, so that the
+        time-average is ``mean_mbps``."""
+        scale = mean_mbps / self.mean_mbps
+        return OpportunityTrace(self.stamps_ms, self.opportunity_bytes * scale, self.source)
+
+    def table(self, bin_ms: int = 1) -> CapacityTable:
+        """A fluid view (for ``write_canonical``): the bytes of the opportunities stamped in
+        ``(t - bin_ms, t]`` spread evenly over the bin ``[t - bin_ms, t)``; bytes are conserved."""
+        period = int(self.stamps_ms[-1])
+        edges = np.append(np.arange(0, period, bin_ms, dtype=np.float64), float(period))
+        idx = np.maximum(self.stamps_ms - 1, 0) // bin_ms
+        counts = np.bincount(idx, minlength=len(edges) - 1).astype(np.float64)
+        bits = counts * self.opportunity_bytes * 8.0
+        return CapacityTable(edges, bits / np.diff(edges) / 1000.0, self.source)
+
+    @cached_property
+    def stamps(self) -> list[float]:
+        """``stamps_ms`` as a Python list (fast scalar bisection; built once, shared)."""
+        return self.stamps_ms.astype(np.float64).tolist()
+
+    def capacity(self, offset_ms: float = 0.0) -> "OpportunityCapacity":
+        """A link replaying this trace as mm-link does, entered ``offset_ms`` into its period."""
+        return OpportunityCapacity(self, offset_ms)
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,6 +187,69 @@ class TraceCapacity:
         return start_ms + (m * c.period + c.time_at(rem) - tau)
 
 
+class OpportunityCapacity:
+    """mm-link's delivery semantics over a looping ``OpportunityTrace`` entered ``offset_ms`` into
+    its period (trace time = simulated time + ``offset_ms``). One object per link direction: it
+    keeps the position of the link's byte stream.
+
+    As ``LinkQueue::rationalize`` in mahimahi's src/frontend/link_queue.cc
+    (https://github.com/ravinet/mahimahi/blob/master/src/frontend/link_queue.cc):
+
+    - opportunity ``j`` (``j = k * n + i``: loop ``k``, line ``i``) happens at trace time
+      ``k * period + stamps[i]`` and can carry ``opportunity_bytes`` of the FIFO byte stream;
+      a packet may be split across opportunities and several packets may share one;
+    - a packet handed over at trace time ``a`` can use an opportunity at ``t`` only if ``a < t``:
+      mm-link stamps the arrival in whole ms and runs the opportunities due at or before that
+      ms before it enqueues the packet (``read_packet``), so ``floor(a) < t``, which for integer
+      ``t`` is ``a < t``;
+    - an opportunity that finds no queued bytes is lost; the part of one left over after the
+      queue empties is lost too;
+    - a packet leaves at the time of the opportunity that carries its last byte.
+
+    The queue is unbounded (mm-link's default ``infinite`` queue). Bytes are counted as a stream
+    position: opportunity ``j`` carries bytes ``[j * B, (j + 1) * B)``; a message of ``W`` bytes
+    handed over at ``a`` starts at ``max(position, B * N(a))``, with ``N(a)`` the opportunities at
+    or before ``a``, and ends with opportunity ``ceil(end / B) - 1``. O(log n) per message.
+    """
+
+    def __init__(self, trace: OpportunityTrace, offset_ms: float = 0.0):
+        self.trace, self.offset_ms = trace, offset_ms
+        self._s, self._n = trace.stamps, len(trace.stamps)
+        self._period, self._b = trace.period_ms, trace.opportunity_bytes
+        self.position = 0.0  # bytes of the stream sent or lost so far
+        self.frame_bytes = MAHIMAHI_FRAME_BYTES
+
+    def _count(self, t: float) -> int:
+        """Opportunities at trace times <= ``t`` (ms, >= 0)."""
+        k = math.floor(t / self._period)
+        r = min(max(t - k * self._period, 0.0), math.nextafter(self._period, 0.0))
+        return k * self._n + bisect_right(self._s, r)
+
+    def _time(self, j: int) -> float:
+        """Trace time of opportunity ``j`` (ms)."""
+        k, i = divmod(j, self._n)
+        return k * self._period + self._s[i]
+
+    def _deliver(self, now_ms: float, nbytes: float, position: float) -> tuple[float, float]:
+        """(end ms, new position) of ``nbytes`` handed over at ``now_ms`` behind ``position``."""
+        if nbytes <= 0:
+            return now_ms, position
+        start = max(position, self._b * self._count(now_ms + self.offset_ms))
+        end = start + nbytes
+        last = math.ceil(end / self._b) - 1
+        return self._time(last) - self.offset_ms, end
+
+    def finish(self, start_ms: float, bits: float) -> float:
+        """When ``bits`` (bytes on the mm-link, framing included) handed over at ``start_ms`` to
+        an idle link have left (ms)."""
+        return self._deliver(start_ms, bits / 8.0, 0.0)[0]
+
+    def send(self, now_ms: float, bits: float) -> float:
+        """``finish`` behind the bytes this link already carries; advances the stream (ms)."""
+        end, self.position = self._deliver(now_ms, bits / 8.0, self.position)
+        return end
+
+
 class RandomCapacity:
     """Piecewise-constant capacity redrawn every ``interval_ms`` from a lognormal of mean
     ``mean_mbps`` and coefficient of variation ``cv``; drawn lazily in order, so the curve is a
@@ -167,16 +290,15 @@ class RandomCapacity:
 # importers
 
 
-def load_trace(path: str | os.PathLike, fmt: str, field: str, bin_ms: int = 1) -> CapacityTable:
+def load_trace(path: str | os.PathLike, fmt: str, field: str) -> "CapacityTable | OpportunityTrace":
     """Read a capacity trace of format ``fmt`` ('mahimahi' | 'pensieve' | 'canonical').
-    Errors (``TraceFormatError``) start with ``field`` (e.g. 'network.uplink_trace')."""
+    Errors (``TraceFormatError``) start with ``field`` (e.g. 'network.uplink_trace') and name
+    the file."""
     readers = {"mahimahi": read_mahimahi, "pensieve": read_pensieve, "canonical": read_canonical}
     if fmt not in readers:
         raise TraceFormatError(
             f"network.trace_format: unknown format {fmt!r}, expected one of {sorted(readers)}"
         )
-    if fmt == "mahimahi":
-        return read_mahimahi(path, field, bin_ms)
     return readers[fmt](path, field)
 
 
@@ -185,6 +307,8 @@ def _read_lines(path: str | os.PathLike, field: str) -> list[tuple[int, str]]:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
+    except FileNotFoundError:
+        raise TraceFormatError(f"{field}: {path}: the trace file does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TraceFormatError(f"{field}: {path}: cannot read the trace ({exc})") from exc
     lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines()) if ln.strip()]
@@ -197,18 +321,13 @@ def _bad(field: str, path, lineno: int, expected: str, got: str) -> TraceFormatE
     return TraceFormatError(f"{field}: {path}: line {lineno}: expected {expected}, got {got!r}")
 
 
-def read_mahimahi(path: str | os.PathLike, field: str, bin_ms: int = 1) -> CapacityTable:
-    """Import a Mahimahi packet-delivery trace into ``bin_ms``-ms bins of constant capacity."""
+def read_mahimahi(path: str | os.PathLike, field: str) -> OpportunityTrace:
+    """Import a Mahimahi packet-delivery trace (one opportunity per line)."""
     lines = _read_lines(path, field)
     ts = _parse_ints(lines, field, path)
     if ts[-1] <= 0:
         raise _bad(field, path, lines[-1][0], "a last timestamp > 0 ms (the period)", lines[-1][1])
-    period = int(ts[-1])
-    edges = np.append(np.arange(0, period, bin_ms, dtype=np.float64), float(period))
-    idx = np.maximum(ts - 1, 0) // bin_ms
-    counts = np.bincount(idx, minlength=len(edges) - 1).astype(np.float64)
-    bits = counts * MAHIMAHI_PACKET_BYTES * 8
-    return CapacityTable(edges, bits / np.diff(edges) / 1000.0, f"{field}: {path}")
+    return OpportunityTrace(ts, MAHIMAHI_OPPORTUNITY_BYTES, f"{field}: {path}")
 
 
 def _parse_ints(lines: list[tuple[int, str]], field: str, path) -> np.ndarray:
@@ -275,19 +394,25 @@ def _table_from_rows(rows, field: str, path, linenos: list[int]) -> CapacityTabl
     return table
 
 
-def write_canonical(table: CapacityTable, path: str | os.PathLike) -> None:
+def write_canonical(table: "CapacityTable | OpportunityTrace", path: str | os.PathLike) -> None:
     """Write ``table`` as a canonical ``t_ms,mbps`` CSV (the final edge is implied by the median
-    row spacing on reading, so write uniform tables to round-trip exactly)."""
+    row spacing on reading, so write uniform tables to round-trip exactly). A Mahimahi trace is
+    written as its 1-ms fluid view (``OpportunityTrace.table``)."""
+    if isinstance(table, OpportunityTrace):
+        table = table.table()
     with open(path, "w", encoding="utf-8") as f:
         f.write("t_ms,mbps\n")
         for t, r in zip(table.edges_ms[:-1].tolist(), table.mbps.tolist()):
             f.write(f"{t!r},{r!r}\n")
 
 
-def link_tables(net) -> tuple[CapacityTable, CapacityTable] | None:
-    """Uplink and downlink tables of a ``capacity: trace`` NetworkConfig (None otherwise),
-    rescaled to ``uplink_mbps`` / ``downlink_mbps`` where given. Relative paths are relative to
-    the current working directory."""
+LinkTrace = CapacityTable | OpportunityTrace  # what a trace file becomes
+
+
+def link_tables(net) -> tuple[LinkTrace, LinkTrace] | None:
+    """Uplink and downlink traces of a ``capacity: trace`` NetworkConfig (None otherwise),
+    rescaled to ``uplink_mbps`` / ``downlink_mbps`` where given. Paths are opened as given (the
+    scenario loader has already resolved a file's relative paths against its folder)."""
     if net.capacity != "trace":
         return None
     up = load_trace(net.uplink_trace, net.trace_format, "network.uplink_trace")

@@ -1,10 +1,16 @@
 """One direction (uplink or downlink) of one device's connection to the cloud.
 
-The link is the only place that knows bandwidth and delay. A message of B bytes is cut into
-``ceil(B / (mtu - header))`` packets, each carrying ``header`` extra bytes on the wire. Messages
-are served FIFO per direction: a message starts serialising when the previous one has finished
-(including its loss recovery), at the capacity curve's rate (``ciarsim.sim.capacity``), computed
-analytically: ONE SimPy timeout per message, never one per packet. Each packet transmission is
+The link is the only place that knows bandwidth and delay. A message of B bytes (its payload plus
+the application's ``message_header_bytes``, counted by ``ciarsim.sim.payload``) is cut into
+``n = ceil(B / (mtu - header))`` packets: ``n - 1`` full ones of ``mtu - header`` payload bytes
+and the rest, each carrying ``header`` (``packet_header_bytes``, IP + TCP) more on the wire, so
+the message puts ``B + n * header`` bytes on the wire. On a Mahimahi trace each packet also takes
+mm-link's 4-byte TUN frame (``B + n * (header + 4)`` bytes: a 1500-byte packet fills one
+1504-byte opportunity). Messages are served FIFO per direction: a message starts serialising when
+the previous one has finished (including its loss recovery), at the capacity model's rate
+(``ciarsim.sim.capacity``); on a Mahimahi trace it shares the opportunity the previous one ended
+in, as mm-link's byte stream does. Computed analytically: ONE SimPy timeout per message, never
+one per packet. Each packet transmission is
 lost with probability ``loss_rate`` (the number of losses per message drawn from a binomial, and
 again for the resends); each loss costs ``rto_ms`` of waiting plus re-serialising one full-size
 packet. Then the message propagates for the one-way delay plus jitter; it never overtakes the
@@ -23,6 +29,7 @@ from typing import Generator
 import numpy as np
 
 from ciarsim.scenario.schema import NetworkConfig
+from ciarsim.sim.capacity import OpportunityCapacity
 
 _JITTER_CHUNK = 512
 
@@ -108,6 +115,8 @@ class Link:
         self.loss_rng = loss_rng
         self.busy_until = 0.0  # end of the last message's serialisation + loss recovery
         self.last_arrival = 0.0
+        self._stream = capacity if isinstance(capacity, OpportunityCapacity) else None
+        self._frame = header_bytes + (capacity.frame_bytes if self._stream else 0)
 
     @classmethod
     def from_config(cls, net: NetworkConfig, capacity, jitter_rng, loss_rng) -> "Link":
@@ -130,13 +139,13 @@ class Link:
             return TransferRecord(now, 0.0, 0.0, 0.0, 0.0, now, nbytes, 0, 0)
         n = -(-nbytes // (self.mtu - self.header))
         start = max(now, self.busy_until)
-        ser_end = self.capacity.finish(start, 8.0 * (nbytes + n * self.header))
+        ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
         lost = self._losses(n)
         end = ser_end
         if lost:
-            resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self.header)
+            resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self._frame)
             for _ in range(lost):
-                end = self.capacity.finish(end + self.rto_ms, resend_bits)
+                end = self._send(end + self.rto_ms, end + self.rto_ms, resend_bits)
         self.busy_until = end
         prop = self.one_way_ms + self.jitter()
         arrival = end + prop
@@ -147,6 +156,14 @@ class Link:
         return TransferRecord(
             now, start - now, ser_end - start, end - ser_end, prop, arrival, nbytes, n, lost
         )
+
+    def _send(self, now: float, start: float, bits: float) -> float:
+        """End of sending ``bits`` handed over at ``now``, the direction free from ``start`` (ms).
+        A Mahimahi trace keeps its own byte stream (it needs ``now``: bytes queued before an
+        opportunity share it with the previous message); fluid models start at ``start``."""
+        if self._stream is not None:
+            return self._stream.send(now, bits)
+        return self.capacity.finish(start, bits)
 
     def _losses(self, packets: int) -> int:
         """Lost transmissions: binomial over the packets, then over the resends, until none."""

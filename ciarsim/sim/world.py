@@ -23,7 +23,7 @@ import simpy
 from ciarsim.errors import ScenarioError
 from ciarsim.scenario.schema import ModelsConfig, NetworkConfig, WorkloadConfig
 from ciarsim.sim.capacity import (
-    CapacityTable, ConstantCapacity, RandomCapacity, TraceCapacity, link_tables,
+    CapacityTable, ConstantCapacity, RandomCapacity, link_tables,
 )  # fmt: skip
 from ciarsim.sim.cloud import CloudServer
 from ciarsim.sim.costs import CostModel, validate_names
@@ -116,8 +116,11 @@ class World:
             rng = self.rng(f"{direction}-capacity", index)
             return RandomCapacity(mbps, net.capacity_cv, net.capacity_interval_ms, rng)
         table = self.tables[0] if direction == "uplink" else self.tables[1]
-        offset = self.rng(f"{direction}-offset", index).uniform(0.0, table.period_ms)
-        return TraceCapacity(table, offset)
+        if net.align_traces:  # both directions at the uplink's offset: one recording, one clock
+            offset = self.rng("uplink-offset", index).uniform(0.0, self.tables[0].period_ms)
+        else:
+            offset = self.rng(f"{direction}-offset", index).uniform(0.0, table.period_ms)
+        return table.capacity(offset)
 
     # -- running ------------------------------------------------------------------------------
 

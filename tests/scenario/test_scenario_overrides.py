@@ -35,8 +35,8 @@ def test_missing_section_is_created(write):
 
 
 def test_missing_section_starts_from_its_default(write):
-    sc = load_scenario(write("name: t\n"), ["network.rtt_ms=80"])
-    assert sc.network.capacity == "ideal" and sc.network.rtt_ms == 80
+    sc = load_scenario(write("name: t\n"), ["network.message_header_bytes=80"])
+    assert sc.network.capacity == "ideal" and sc.network.message_header_bytes == 80
 
 
 def test_policy_by_label_name_and_index(write):

@@ -53,8 +53,8 @@ def test_dump_is_canonical_and_round_trips():
 
 
 def test_dump_of_a_sweep_keeps_it():
-    sc = parse_scenario("sweep: {network.rtt_ms: [1, 2]}\n")
-    assert parse_scenario(dump_scenario(sc)).sweep == {"network.rtt_ms": [1, 2]}
+    sc = parse_scenario("sweep: {network.message_header_bytes: [1, 2]}\n")
+    assert parse_scenario(dump_scenario(sc)).sweep == {"network.message_header_bytes": [1, 2]}
 
 
 def test_shipped_paths_exist_relative_to_repo():

@@ -28,7 +28,8 @@ def test_loads_expands_and_round_trips(path):
     points = expand(sc)
     assert points and all(p.scenario.sweep == {} for p in points)
     assert sc.name == path.stem
-    assert sc.output_dir == f"reports/{sc.name}"
+    assert sc.output_dir == str(ROOT / "reports" / sc.name)  # relative to the file: ../reports
+    assert sc.models.checkpoints == str(ROOT / "models" / "shapes-256")
     assert sc.seed == 0 and sc.workload.images == 64
     assert [p.display for p in sc.policies] == DEFAULT_LABELS
     assert parse_scenario(dump_scenario(sc)) == sc

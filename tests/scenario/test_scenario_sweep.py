@@ -64,7 +64,7 @@ def test_keys_are_pinned():
     assert expand(parse_scenario(BASE))[0].key == PINNED_BASE_KEY
 
 
-PINNED_BASE_KEY = "b675f54543d58c40"  # zip field added
+PINNED_BASE_KEY = "6571dfc3bb43222b"  # network.align_traces field added
 
 
 def test_keys_ignore_presentation_and_replications():
@@ -155,6 +155,7 @@ PINNED_SEED = 7011923036508619336
 
 
 ZIPPED = """
+network: {capacity: constant, uplink_mbps: 5, downlink_mbps: 10}
 policies: [{name: ciar}, {name: gated, signal: entropy}]
 sweep: {network.rtt_ms: [10, 20]}
 zip:

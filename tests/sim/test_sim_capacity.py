@@ -27,25 +27,19 @@ def test_mahimahi_tiny_file_mean_and_exact_timing(tmp_path):
     p = _write(tmp_path, "1\n1\n3\n4\n4\n4\n10\n")
     t = read_mahimahi(p, FIELD)
     assert t.period_ms == 10
-    assert t.mean_mbps == pytest.approx(1500 * 8 * 7 / 10 / 1000)
-    cap = TraceCapacity(t)
-    assert cap.finish(0.0, 2 * 12000) == 1.0  # two opportunities in the first ms
-    assert cap.finish(0.0, 3 * 12000) == 3.0  # the third is at t = 3 ms (bin [2, 3))
-    assert cap.finish(0.0, 8 * 12000) == 10.5  # loops: 7 per 10 ms; fluid within a bin
-    assert cap.finish(0.5, 12000) == 1.0  # half of the first ms's 2 packets remain
-
-
-def test_mahimahi_bins_conserve_bytes(tmp_path):
-    lines = "\n".join(str(x) for x in sorted(np.random.default_rng(1).integers(1, 97, 300)))
-    p = _write(tmp_path, lines + "\n97\n")
-    for b in (1, 10, 32):
-        assert read_mahimahi(p, FIELD, bin_ms=b).total_bits == 301 * 12000
+    assert t.mean_mbps == pytest.approx(1504 * 8 * 7 / 10 / 1000)  # mm-link: 1504 B each
+    cap = t.capacity()
+    assert cap.finish(0.0, 2 * 1504 * 8) == 1.0  # two opportunities at t = 1 ms
+    assert cap.finish(0.0, 3 * 1504 * 8) == 3.0  # the third is at t = 3 ms
+    assert cap.finish(0.0, 8 * 1504 * 8) == 11.0  # loops: the 8th is the first of loop 2
+    assert cap.finish(0.5, 1504 * 8) == 1.0  # both of ms 1 are still ahead at 0.5 ms
+    assert cap.finish(1.0, 1504 * 8) == 3.0  # handed over at 1 ms: too late for ms 1
 
 
 @pytest.mark.skipif(not (MAHIMAHI / "TMobile-LTE-short.up").exists(), reason="shared traces absent")
 def test_mahimahi_real_tmobile_lte_uplink_mean():
     t = load_trace(MAHIMAHI / "TMobile-LTE-short.up", "mahimahi", FIELD)
-    assert t.mean_mbps == pytest.approx(13.32, abs=0.05)  # data README: 13.32 Mbps
+    assert t.mean_mbps == pytest.approx(13.32 * 1504 / 1500, abs=0.05)  # README: 13.32 at 1500 B
     assert t.period_ms == 140000
 
 
@@ -82,7 +76,8 @@ def test_bad_traces_name_the_field_and_line(tmp_path, fmt, text, match):
 
 
 def test_missing_file_names_the_field(tmp_path):
-    with pytest.raises(TraceFormatError, match=r"^network\.uplink_trace: .*cannot read"):
+    match = r"^network\.uplink_trace: .*nope: the trace file does not exist"
+    with pytest.raises(TraceFormatError, match=match):
         load_trace(tmp_path / "nope", "mahimahi", FIELD)
 
 

@@ -88,7 +88,7 @@ def test_device_text_prefill_runs_before_the_steps():
 
 
 NETWORKS = {
-    "ideal": NetworkConfig(capacity="ideal", rtt_ms=80),
+    "ideal": NetworkConfig(capacity="ideal"),
     "constant": NetworkConfig(capacity="constant", uplink_mbps=11, downlink_mbps=14, rtt_ms=70,
                               jitter_ms=3, loss_rate=0.01, rto_ms=50),
     "random": NetworkConfig(capacity="random", uplink_mbps=2, downlink_mbps=5, rtt_ms=100,

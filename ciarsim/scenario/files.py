@@ -1,0 +1,52 @@
+"""The files a scenario refers to: capacity traces and the checkpoint folder.
+
+Loading a scenario never opens them (``ciarsim.scenario.loader``); these checks do, for
+``ciarsim scenarios validate`` and before ``ciarsim run`` decodes anything. Every sweep point is
+checked, each (field, path) once; each problem is one line naming the scenario file, the field
+and the path tried.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ciarsim.errors import CiarsimError
+from ciarsim.scenario.schema import Scenario
+
+
+def trace_problems(scenario: Scenario, source: str) -> list[str]:
+    """One line per capacity-trace file of any sweep point that is missing, unreadable, malformed
+    or empty (read with the importer the run uses)."""
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415 - sweep imports the loader
+    from ciarsim.sim.capacity import load_trace  # noqa: PLC0415 - sim layer, loaded lazily
+
+    seen, out = set(), []
+    for point in expand(scenario):
+        net = point.scenario.network
+        if net.capacity != "trace":
+            continue
+        pairs = (("uplink_trace", net.uplink_trace), ("downlink_trace", net.downlink_trace))
+        for field, path in pairs:
+            key = (field, path, net.trace_format)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                load_trace(path, net.trace_format, f"network.{field}")
+            except CiarsimError as exc:
+                out.append(f"{source}: {exc}")
+    return out
+
+
+def checkpoint_problems(scenario: Scenario, source: str) -> list[str]:
+    """One line per checkpoint folder (``models.checkpoints``, of any sweep point) that is not
+    an existing folder."""
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+
+    out = []
+    for root in dict.fromkeys(p.scenario.models.checkpoints for p in expand(scenario)):
+        if not Path(root).is_dir():
+            what = "is not a folder" if Path(root).exists() else "does not exist"
+            out.append(f"{source}: models.checkpoints: the checkpoint folder '{root}' {what} "
+                       "(relative paths in a scenario file are relative to its folder)")
+    return out
