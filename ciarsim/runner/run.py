@@ -5,14 +5,14 @@ ascending. For each (point, policy) the decode trace comes from the trace cache 
 each replication replays it in a fresh SimPy world seeded by ``replication_seed(seed, r)``.
 
 Results of each (point, policy, replication) are written as one part file as soon as they exist,
-so an interrupted run keeps its finished work and a re-run computes only the missing parts. A part's
-name carries a hash of the point key, label, replication and the content of everything that
-determined it (``ciarsim.runner.provenance``: the whole package's code and data files, the model
-set's files through the trace key, the capacity-trace files), so changing any of them recomputes
-it; ``<part>.meta.json`` records those digests, the code version and whether the git tree was dirty. At the
-end the parts are gathered into ``results.parquet`` / ``results.csv`` (one row per image),
-``messages.parquet`` (one row per operation segment), ``summary.csv`` / ``summary.md`` and the
-resolved ``scenario.yaml``. Every file is written atomically.
+so an interrupted run keeps its finished work and a re-run computes only the missing parts. A
+part's name carries a hash of the point key, label, replication and the content of everything
+that determined it (``ciarsim.runner.provenance``: the whole package's code and data files, the
+model set's files through the trace key, the capacity-trace files), so changing any of them
+recomputes it; ``<part>.meta.json`` records those digests, the code version and whether the git
+tree was dirty. At the end the parts are gathered into ``results.parquet`` / ``results.csv``
+(one row per image), ``messages.parquet`` (one row per operation segment), ``summary.csv`` /
+``summary.md`` and the resolved ``scenario.yaml``. Every file is written atomically.
 """
 
 from __future__ import annotations
