@@ -157,18 +157,20 @@ def _folder_captions(folder: str, csv_sha256: str | None, start: int, count: int
     return held[start:start + count]
 
 
-_MODEL_CACHE: dict[str, object] = {}
+_MODEL_CACHE: dict[str, tuple[dict, object]] = {}  # folder -> (its files' digests, models)
 
 
 def load_decision_models(checkpoints: str):
-    """The trained decision models under ``checkpoints`` (verified, cached per process)."""
+    """The trained decision models under ``checkpoints`` (verified, cached per process by the
+    content of the folder's files: a model set retrained in place is loaded again)."""
     from ciarsim.nn.checkpoints import load_models  # noqa: PLC0415
+    from ciarsim.runner.provenance import checkpoint_digests  # noqa: PLC0415
 
-    key = str(Path(checkpoints).resolve())
-    if key not in _MODEL_CACHE:
+    key, digests = str(Path(checkpoints).resolve()), checkpoint_digests(checkpoints)
+    if key not in _MODEL_CACHE or _MODEL_CACHE[key][0] != digests:
         torch.set_grad_enabled(False)
-        _MODEL_CACHE[key] = load_models(checkpoints)
-    return _MODEL_CACHE[key]
+        _MODEL_CACHE[key] = (digests, load_models(checkpoints))
+    return _MODEL_CACHE[key][1]
 
 
 def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,

@@ -5,33 +5,34 @@ ascending. For each (point, policy) the decode trace comes from the trace cache 
 each replication replays it in a fresh SimPy world seeded by ``replication_seed(seed, r)``.
 
 Results of each (point, policy, replication) are written as one part file as soon as they exist,
-so an interrupted run keeps its finished work and a re-run computes only the missing parts. At the
-end the parts are gathered into ``results.parquet`` / ``results.csv`` (one row per image),
-``messages.parquet`` (one row per operation segment), ``summary.csv`` / ``summary.md`` and the
-resolved ``scenario.yaml``. Every file is written atomically.
+so an interrupted run keeps its finished work and a re-run computes only the missing parts. A
+part's name carries a hash of the point key, label, replication and the content of everything
+that determined it (``ciarsim.runner.provenance``: the whole package's code and data files, the
+model set's files through the trace key, the capacity-trace files), so changing any of them
+recomputes it; ``<part>.meta.json`` records those digests, the code version and whether the git
+tree was dirty. At the end the parts are gathered into ``results.parquet`` / ``results.csv``
+(one row per image), ``messages.parquet`` (one row per operation segment), ``summary.csv`` /
+``summary.md`` and the resolved ``scenario.yaml``. Every file is written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from functools import lru_cache
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 import pandas as pd
 
-from ciarsim import __version__
 from ciarsim.errors import MissingComponentError
-from ciarsim.runner import store
+from ciarsim.runner import provenance, store
 from ciarsim.runner.summary import summarize, to_markdown
-from ciarsim.runner.trace_cache import TraceCache, trace_key
+from ciarsim.runner.trace_cache import TraceCache, decision_code_version, trace_key
 from ciarsim.scenario.schema import ModelsConfig, Scenario, WorkloadConfig
 from ciarsim.trace import TraceSet
-
-_PACKAGE = Path(__file__).resolve().parent.parent
 
 Decoder = Callable[[object, WorkloadConfig, ModelsConfig, int], TraceSet]
 
@@ -49,32 +50,6 @@ class RunOutputs:
     points: pd.DataFrame
     parts_computed: int
     parts_reused: int
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """``<version>+<sha256 prefix>`` over the package sources: a results part's code identity."""
-    h = hashlib.sha256()
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        h.update(path.relative_to(_PACKAGE).as_posix().encode())
-        h.update(path.read_bytes())
-    return f"{__version__}+{h.hexdigest()[:12]}"
-
-
-def checkpoint_digests(models: ModelsConfig) -> dict[str, str]:
-    """SHA-256 of each decision checkpoint, read from the JSON cards next to the weights, and of
-    the captions.csv a folder-trained set draws its prompts from (so editing it misses the cache)."""
-    root = Path(models.checkpoints)
-    digests = {}
-    for card in sorted(root.glob("*.json")):
-        data = json.loads(card.read_text())
-        if isinstance(data, dict) and "sha256" in data:
-            digests[card.stem] = data["sha256"]
-            folder = data.get("data", {}).get("path") if card.stem == "cloud" else None
-            if folder:
-                csv = Path(folder) / "captions.csv"
-                digests["prompts_csv"] = hashlib.sha256(csv.read_bytes()).hexdigest() if csv.is_file() else "missing"
-    return digests
 
 
 def preflight(scenario: Scenario) -> None:
@@ -116,29 +91,43 @@ class Job:
     policy: object  # a PolicyConfig
     replication: int
     trace_key: str
-    part: Path  # part file stem; ``.images.parquet`` / ``.messages.parquet`` are appended
+    part: Path  # part file stem; ``.images.parquet`` / ``.messages.parquet`` / ``.meta.json`` appended
+    meta: dict = field(default_factory=dict, compare=False)  # provenance, written with the part
 
     @property
     def label(self) -> str:
         return self.policy.display
 
 
-def plan_jobs(scenario: Scenario, out_dir: Path, checkpoints: dict[str, str]) -> tuple[list, list[Job]]:
-    """The sweep points and every job, in the deterministic order of the results."""
+def plan_jobs(scenario: Scenario, out_dir: Path, dirty: bool | None = None,
+              messages: str = "first") -> tuple[list, list[Job]]:  # fmt: skip
+    """The sweep points and every job, in the deterministic order of the results. Each job's part
+    name and trace key hash the content of its inputs (module doc) and whether the part records
+    timeline segments (``messages``); ``dirty`` (the git tree's state) is only recorded."""
     from ciarsim.scenario.sweep import expand  # noqa: PLC0415
 
     points = expand(scenario)
+    code, decision = provenance.code_version(), decision_code_version()
+    checkpoints: dict[str, dict[str, str]] = {}
     jobs = []
     for pt in points:
         sc = pt.scenario
         prompts = {"start": sc.workload.prompt_start, "images": sc.workload.images,
                    "token_grid": sc.workload.token_grid}  # fmt: skip
+        if sc.models.checkpoints not in checkpoints:
+            checkpoints[sc.models.checkpoints] = provenance.checkpoint_digests(sc.models.checkpoints)
+        models = checkpoints[sc.models.checkpoints]
+        capacity = provenance.capacity_trace_digests(sc.network)
         for policy in sc.policies:
-            key = trace_key(policy.model_dump(mode="json"), prompts, checkpoints, sc.seed)
+            key = trace_key(policy.model_dump(mode="json"), prompts, models, sc.seed, decision)
+            inputs = {"code_version": code, "trace_key": key, "capacity_traces": capacity,
+                      "segments": messages == "all" or pt.index == 0}  # fmt: skip
             for rep in range(sc.replications):
                 label = policy.display
-                stem = f"{pt.key}-{_slug(label)}-r{rep}-{_part_id(pt.key, label, rep)}"
-                jobs.append(Job(pt, policy, rep, key, out_dir / "parts" / stem))
+                stem = f"{pt.key}-{_slug(label)}-r{rep}-{_part_id(pt.key, label, rep, inputs)}"
+                meta = {"point": pt.key, "policy": label, "replication": rep, **inputs,
+                        "checkpoints": models, "dirty_tree": dirty}  # fmt: skip
+                jobs.append(Job(pt, policy, rep, key, out_dir / "parts" / stem, meta))
     return points, jobs
 
 
@@ -152,24 +141,27 @@ def decode_task(job: Job, cache_dir: str, decoder: Decoder | None) -> str:
     return job.trace_key
 
 
-def replay_task(job: Job, cache_dir: str, out_dir: str, messages: str = "first") -> str:
+def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
     """Replay a job's traces in a fresh world and write its part files (atomically)."""
     from ciarsim.scenario.sweep import replication_seed  # noqa: PLC0415
     from ciarsim.sim.world import simulate  # noqa: PLC0415
 
+    started = time.perf_counter()
     sc = job.point.scenario
     traces = TraceSet.load(TraceCache(cache_dir).path(job.trace_key))
     rec = simulate(
         traces, workload=sc.workload, models=sc.models, network=sc.network,
         seed=replication_seed(sc.seed, job.replication), replication=job.replication,
-        policy=job.label, record_segments=messages == "all" or job.point.index == 0,
+        policy=job.label, record_segments=job.meta["segments"],
     )  # fmt: skip
     if job.replication == 0 and job.point.index == 0:  # one writer per file: deterministic
         _write_samples(Path(out_dir) / "samples" / f"{_slug(job.label)}.npz", traces)
     msgs = _tag(rec.messages, job.point, job.label, job.replication)
     imgs = _with_quality(_tag(rec.images, job.point, job.label, job.replication), traces)
     store.write_table(msgs, job.part.with_suffix(".messages.parquet"))
-    store.write_table(imgs, job.part.with_suffix(".images.parquet"))
+    meta = {**job.meta, "replay_s": round(time.perf_counter() - started, 3)}
+    store.write_text(job.part.with_suffix(".meta.json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    store.write_table(imgs, job.part.with_suffix(".images.parquet"))  # last: marks the part done
     return job.label
 
 
@@ -200,8 +192,7 @@ def run_scenario(
         preflight(scenario)
     out_dir = Path(out_dir)
     executor = executor or LocalExecutor()
-    checkpoints = checkpoint_digests(scenario.models)
-    points, jobs = plan_jobs(scenario, out_dir, checkpoints)
+    points, jobs = plan_jobs(scenario, out_dir, provenance.dirty_tree(), messages)
     todo = [j for j in jobs if force or not j.part.with_suffix(".images.parquet").exists()]
     cache = TraceCache(cache_dir)
     first_of_key: dict[str, Job] = {}
@@ -219,7 +210,7 @@ def run_scenario(
 
     executor.map(decode_task, to_decode, (str(cache_dir), decoder),
                  lambda j: tick(f"decoded {j.label}"))  # fmt: skip
-    executor.map(replay_task, todo, (str(cache_dir), str(out_dir), messages),
+    executor.map(replay_task, todo, (str(cache_dir), str(out_dir)),
                  lambda j: tick(f"{j.label} @ point {j.point.index + 1}/{len(points)}"))  # fmt: skip
     image_parts = [pd.read_parquet(j.part.with_suffix(".images.parquet")) for j in jobs]
     message_parts = [pd.read_parquet(j.part.with_suffix(".messages.parquet")) for j in jobs]
@@ -261,8 +252,9 @@ def _with_quality(df: pd.DataFrame, traces: TraceSet) -> pd.DataFrame:
     return df
 
 
-def _part_id(point_key: str, label: str, rep: int) -> str:
-    blob = f"{point_key}|{label}|{rep}|{code_version()}"
+def _part_id(point_key: str, label: str, rep: int, inputs: dict) -> str:
+    """8 hex digits over the part's identity and the content digests of its inputs."""
+    blob = f"{point_key}|{label}|{rep}|{json.dumps(inputs, sort_keys=True)}"
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 

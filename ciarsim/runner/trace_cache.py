@@ -1,40 +1,32 @@
 """The trace cache: each image is decoded once per policy setting and replayed many times.
 
 A trace set's key hashes everything that determines the decisions and nothing that only changes
-timing: the policy's parameters (not its display label), the checkpoint hashes, the prompts (start,
-count, token grid), the decision seed, and the code version of the decision layer (a hash of the
-``ciarsim/nn`` and ``ciarsim/policies`` sources, so editing a policy invalidates its traces).
+timing: the policy's parameters (not its display label), the content hashes of the model set's files
+(``provenance.checkpoint_digests``), the prompts (start, count, token grid), the decision seed, and
+the code version of the decision layer (a hash of every file under ``ciarsim/nn`` and
+``ciarsim/policies`` and of the trace format, so editing a policy invalidates its traces).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ciarsim import __version__
+from ciarsim.runner.provenance import PACKAGE, package_files, tree_version
 from ciarsim.trace import TRACE_VERSION, TraceSet
 
-_PACKAGE = Path(__file__).resolve().parent.parent
 
-
-@lru_cache(maxsize=1)
 def decision_code_version() -> str:
-    """``<version>+<sha256 prefix>`` of the decision layer's source files."""
-    h = hashlib.sha256()
-    for sub in ("nn", "policies"):
-        for path in sorted((_PACKAGE / sub).rglob("*.py")):
-            h.update(path.relative_to(_PACKAGE).as_posix().encode())
-            h.update(path.read_bytes())
-    h.update(str(TRACE_VERSION).encode())
-    return f"{__version__}+{h.hexdigest()[:12]}"
+    """``<version>+<sha256 prefix>`` of the decision layer's files and the trace format."""
+    return tree_version(PACKAGE, package_files(PACKAGE, ("nn", "policies")), str(TRACE_VERSION))
 
 
 def trace_key(policy: dict[str, Any], prompts: dict[str, Any], checkpoints: dict[str, str],
-              seed: int) -> str:
-    """A 24-hex-digit key for one (policy setting, prompt batch, models, seed)."""
+              seed: int, code: str | None = None) -> str:
+    """A 24-hex-digit key for one (policy setting, prompt batch, models, seed); ``code`` is the
+    ``decision_code_version()`` (computed here when not given)."""
     policy = {k: v for k, v in policy.items() if k != "label"}
     if policy.get("name") == "plugin":  # an external protocol: key by its source as well
         from ciarsim.policies.plugin import source_digest  # noqa: PLC0415
@@ -42,7 +34,7 @@ def trace_key(policy: dict[str, Any], prompts: dict[str, Any], checkpoints: dict
         policy["protocol_source_sha256"] = source_digest(policy["protocol"])
     blob = json.dumps(
         {"policy": policy, "prompts": prompts, "checkpoints": checkpoints, "seed": seed,
-         "code": decision_code_version()},
+         "code": code or decision_code_version()},
         sort_keys=True,
     )  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:24]

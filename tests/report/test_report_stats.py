@@ -9,17 +9,18 @@ import pytest
 from ciarsim.report.stats import mean_ci, ratio_ci, slices, summary_table, t975
 
 
-def test_t_quantiles_match_tables_and_approach_the_normal():
-    assert t975(1) == pytest.approx(12.706, abs=1e-3)
-    assert t975(10) == pytest.approx(2.228, abs=1e-3)
-    assert t975(40) == pytest.approx(2.021, abs=1e-3)  # Cornish-Fisher beyond the table
-    assert t975(120) == pytest.approx(1.980, abs=1e-3)
-    assert t975(10**6) == pytest.approx(1.960, abs=1e-3) and math.isnan(t975(0))
+def test_t_quantiles_match_published_values_and_approach_the_normal():
+    # t(0.975, df) to 9 decimals (any statistics table; R qt(0.975, df))
+    published = {1: 12.706204736, 2: 4.302652730, 10: 2.228138852, 30: 2.042272456,
+                 40: 2.021075390, 120: 1.979930405}  # fmt: skip
+    for df, t in published.items():
+        assert t975(df) == pytest.approx(t, abs=1e-8), df
+    assert t975(10**6) == pytest.approx(1.959963985, abs=1e-5) and math.isnan(t975(0))
 
 
 def test_mean_ci_is_student_t_on_the_values():
     m, h = mean_ci(np.array([1.0, 2.0, 3.0]))
-    assert m == 2.0 and h == pytest.approx(4.3027 * 1.0 / math.sqrt(3))
+    assert m == 2.0 and h == pytest.approx(4.302652730 * 1.0 / math.sqrt(3))
     assert math.isnan(mean_ci(np.array([5.0]))[1])
 
 

@@ -138,9 +138,10 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
 
 
+@pytest.mark.ray
 def test_ray_executor_matches_local(tmp_path):
     """The Ray path against a local Ray instance started here: byte-identical results."""
-    ray = pytest.importorskip("ray")
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[test,ray]'")
     import sys
 
     from ciarsim.runner.executors import RayExecutor
