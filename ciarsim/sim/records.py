@@ -5,9 +5,9 @@
 - ``latency_ms`` = ``end_ms - start_ms``: from the image's start until every op has completed.
 - ``device_compute_ms``: the device ops of the image (including any wait for a busy device).
 - ``exposed_wait_ms``: time the image's control thread was blocked on an answer (an op's ``dep``,
-  or the answers still outstanding when the last op was issued): network and cloud time NOT
-  hidden behind device work. The thread is always either computing or blocked, so
-  ``device_compute_ms + exposed_wait_ms == latency_ms``.
+  or the answers still outstanding after the last op): network and cloud time NOT hidden behind
+  device work. The thread is always either computing or blocked, so the world records it as
+  ``latency_ms - device_compute_ms``.
 - ``device_wasted_ms``: device busy time of the ops marked ``wasted`` (part of
   ``device_compute_ms``).
 - Per exchange, summed over the image's exchanges (busy times): ``uplink_ms`` / ``downlink_ms``

@@ -9,7 +9,8 @@ replay of decode traces through it.
   point of a Poisson process of ``rate_per_s``, each image on its own phone;
 - each image's ops as a dependency graph (trace format v2, ``ciarsim.trace``): one control
   thread per image issues the ops in list order, first waiting for the op's ``dep`` to complete;
-  OP_DEVICE -> the phone's compute (the thread waits for it); OP_CLOUD -> uplink message (bytes
+  OP_DEVICE -> the phone's compute (the thread waits for it; one of no steps and no prefill is a
+  pure wait, ``join_op``: no device time, no timeline segment); OP_CLOUD -> uplink message (bytes
   from ``ciarsim.sim.payload``) -> the cloud's batching server -> downlink message, while the
   thread moves on at once (several requests of an image may be in flight). The image ends when
   every op has completed. A v1 trace (every ``dep`` DEP_PREV) is a chain: stop and wait.
@@ -131,7 +132,8 @@ class World:
         """Replay every image of ``traces`` under this world's arrivals; returns the records."""
         _check_traces(traces, self.workload)
         ops = traces.ops.copy()
-        ops["dep"] = _waits(traces)  # replay reads op[10]: the answer it waits for, else -1
+        ops["dep"] = _waits(traces)  # replay reads op[10]: the exchange it waits for, or -1
+        ops["decided"] = _op_index(traces)  # and op[11]: the op's index in its image
         ops, lo = ops.tolist(), traces.offsets.tolist()
         self._ops = [ops[lo[i]:lo[i + 1]] for i in range(len(traces))]
         self._static = _static_columns(traces)
@@ -179,62 +181,71 @@ class World:
         env, dev = self.env, phone.device
         keep, segs = self.recorder.keep_segments, self.recorder.segment_rows
         image, d = self._images[pos], dev.index
-        ops = self._ops[pos]
         t0 = env.now
-        ex = _Exchanges(image, d, segs if keep else None)
-        answer = ex.answer
-        answers: list = [None] * len(ops)  # OP_CLOUD i -> the event of its answer
-        dev_ms = wasted_ms = exposed_ms = 0.0
-        calls = bytes_up = bytes_down = most = 0
-        for i, op in enumerate(ops):
-            w = op[10]  # the OP_CLOUD whose answer this op waits for, else -1 (see run)
+        timeline = _Timeline(image, d, segs).answer if keep else None
+        answers: list = []  # the answer event of each exchange, in issue order
+        dev_ms = wasted_ms = 0.0
+        bytes_up = bytes_down = 0
+        for op in self._ops[pos]:
+            w = op[10]  # the exchange whose answer this op waits for, else -1 (see run)
             if w >= 0 and answers[w].callbacks is not None:  # not arrived yet: block
-                t = env.now
                 yield answers[w]
-                exposed_ms += env.now - t
             if op[0] == OP_DEVICE:
+                if not op[1] and not op[4]:  # no steps, no prefill: a pure wait (a join)
+                    continue
                 t = env.now
                 s, e = yield from dev.compute(env, op[1], op[2], op[3], op[4])
                 dev_ms += e - t
                 if op[12]:
                     wasted_ms += e - s
                 if keep:
-                    segs.append((image, d, LANE_DEVICE, s, e, 0, i, op[12]))
+                    segs.append((image, d, LANE_DEVICE, s, e, 0, op[11], op[12]))
                 continue
             nb_up, nb_down = self._msg_bytes(op)
-            answers[i] = self._cloud_call(phone, op, i, nb_up, nb_down, answer)
-            calls += 1
+            answers.append(self._cloud_call(phone, op, nb_up, nb_down, timeline))
             bytes_up += nb_up
             bytes_down += nb_down
-            if calls - ex.answered > most:
-                most = calls - ex.answered
-        if calls > ex.answered:  # the image is done when every answer has arrived
-            t = env.now
-            for ev in answers:
-                if ev is not None and ev.callbacks is not None:
-                    yield ev
-            exposed_ms += env.now - t
+        for ev in answers:  # the image is done when every answer has arrived
+            if ev.callbacks is not None:
+                yield ev
+        up_ms = down_ms = prop_ms = q_ms = c_ms = 0.0  # busy times, summed in issue order
+        last, most = -1.0, min(len(answers), 1)
+        for ev in answers:
+            ru, req, rd, _, _ = ev._value
+            up_ms += ru.arrival_ms - ru.send_ms - ru.propagation_ms
+            down_ms += rd.arrival_ms - rd.send_ms - rd.propagation_ms
+            prop_ms += ru.propagation_ms + rd.propagation_ms
+            q_ms += req.start_ms - req.arrival_ms
+            c_ms += req.end_ms - req.start_ms
+            if ru.send_ms < last:
+                most = 2  # exchanges overlap: count them below
+            elif rd.arrival_ms > last:
+                last = rd.arrival_ms
+        if most > 1:
+            most = _most_in_flight(answers)
         uploaded, verified, calls_wasted = self._static[pos]
+        latency = env.now - t0
+        exposed_ms = max(latency - dev_ms, 0.0)  # the thread computes or waits, nothing else
         self.recorder.image((
-            image, d, t0, env.now, env.now - t0, dev_ms, ex.up_ms, ex.down_ms, ex.prop_ms,
-            ex.queue_ms, ex.cloud_ms, calls, bytes_up, bytes_down, uploaded, verified,
-            self._changed[pos], self._tokens, wasted_ms, exposed_ms, most, calls_wasted,
+            image, d, t0, env.now, latency, dev_ms, up_ms, down_ms, prop_ms, q_ms, c_ms,
+            len(answers), bytes_up, bytes_down, uploaded, verified, self._changed[pos],
+            self._tokens, wasted_ms, exposed_ms, most, calls_wasted,
         ))  # fmt: skip
 
-    def _cloud_call(
-        self, phone: Phone, op: tuple, i: int, nb_up: int, nb_down: int, answer
-    ) -> "_Later":
-        """Uplink -> cloud -> downlink for OP_CLOUD row ``i``, chained by callbacks: one event
-        per message and per cloud iteration. The returned event fires on the downlink's arrival
-        with (uplink, cloud, downlink records, i, wasted); its first callback is ``answer``."""
+    def _cloud_call(self, phone: Phone, op: tuple, nb_up: int, nb_down: int, timeline) -> "_Later":
+        """Uplink -> cloud -> downlink for one OP_CLOUD row, chained by callbacks: one event per
+        message and per cloud iteration. The returned event fires on the downlink's arrival with
+        (uplink, cloud, downlink records, op index, wasted); ``timeline`` (if any) is its first
+        callback."""
         env, cloud = self.env, self.cloud
         ru = phone.uplink.plan(env.now, nb_up)
         done = _Later(env)
-        done.callbacks.append(answer)
+        if timeline is not None:
+            done.callbacks.append(timeline)
 
         def served(req) -> None:
             rd = phone.downlink.plan(env.now, nb_down)
-            done.fire_after(rd.arrival_ms - env.now, (ru, req, rd, i, op[12]))
+            done.fire_after(rd.arrival_ms - env.now, (ru, req, rd, op[11], op[12]))
 
         def arrived(_event=None) -> None:
             cloud.request(op[1], op[2], op[3], op[4], served)
@@ -247,37 +258,39 @@ class World:
         return done
 
 
-class _Exchanges:
-    """The answers of one image's exchanges: how many arrived, and busy times summed over them
-    (ms), booked in arrival order; timeline rows if ``segs`` is a list."""
+def _most_in_flight(answers: list) -> int:
+    """Most exchanges in flight at one instant, each from its uplink send to its downlink
+    arrival; an answer arriving when another request is sent is not counted with it."""
+    marks = []
+    for ev in answers:
+        ru, _, rd, _, _ = ev._value
+        marks += ((ru.send_ms, 1), (rd.arrival_ms, -1))
+    marks.sort()  # at equal times -1 (an arrival) before +1 (a send)
+    most = now = 0
+    for _, step in marks:
+        now += step
+        most = max(most, now)
+    return most
 
-    __slots__ = ("image", "device", "segs", "answered", "up_ms", "down_ms", "prop_ms",
-                 "queue_ms", "cloud_ms")  # fmt: skip
 
-    def __init__(self, image: int, device: int, segs: list | None):
+class _Timeline:
+    """Timeline rows of one image's exchanges, appended as each answer arrives (event order)."""
+
+    __slots__ = ("image", "device", "segs")
+
+    def __init__(self, image: int, device: int, segs: list):
         self.image, self.device, self.segs = image, device, segs
-        self.answered = 0
-        self.up_ms = self.down_ms = self.prop_ms = self.queue_ms = self.cloud_ms = 0.0
 
     def answer(self, event: simpy.Event) -> None:
-        """Book one arrived answer (an event callback, run before the image's process)."""
+        """Append the segments of one arrived answer (an event callback)."""
         ru, req, rd, i, wasted = event._value
-        self.answered += 1
-        self.up_ms += ru.arrival_ms - ru.send_ms - ru.propagation_ms
-        self.down_ms += rd.arrival_ms - rd.send_ms - rd.propagation_ms
-        self.prop_ms += ru.propagation_ms + rd.propagation_ms
-        self.queue_ms += req.start_ms - req.arrival_ms
-        self.cloud_ms += req.end_ms - req.start_ms
-        segs = self.segs
-        if segs is not None:
-            image, d = self.image, self.device
-            segs.append((image, d, LANE_UPLINK, ru.send_ms, ru.arrival_ms, ru.nbytes, i, wasted))
-            if req.start_ms > req.arrival_ms:
-                segs.append((image, d, LANE_CLOUD_QUEUE, req.arrival_ms, req.start_ms, 0, i,
-                             wasted))  # fmt: skip
-            segs.append((image, d, LANE_CLOUD, req.start_ms, req.end_ms, 0, i, wasted))
-            segs.append((image, d, LANE_DOWNLINK, rd.send_ms, rd.arrival_ms, rd.nbytes, i,
-                         wasted))  # fmt: skip
+        image, d, segs = self.image, self.device, self.segs
+        segs.append((image, d, LANE_UPLINK, ru.send_ms, ru.arrival_ms, ru.nbytes, i, wasted))
+        if req.start_ms > req.arrival_ms:
+            queue = (image, d, LANE_CLOUD_QUEUE, req.arrival_ms, req.start_ms, 0, i, wasted)
+            segs.append(queue)
+        segs.append((image, d, LANE_CLOUD, req.start_ms, req.end_ms, 0, i, wasted))
+        segs.append((image, d, LANE_DOWNLINK, rd.send_ms, rd.arrival_ms, rd.nbytes, i, wasted))
 
 
 class _Later(simpy.Event):
@@ -290,13 +303,13 @@ class _Later(simpy.Event):
 
 
 def _waits(traces: TraceSet) -> list[int]:
-    """Per op (global order), the index WITHIN its image of the OP_CLOUD whose answer it waits
-    for, else -1 (device ops are complete when the next op is issued). Raises TraceFormatError
-    naming the image and op if a ``dep`` is not an earlier op of its image."""
+    """Per op (global order), the exchange of its image (k: its k-th OP_CLOUD) whose answer it
+    waits for, else -1 (a device op is complete when the next op is issued). Raises
+    TraceFormatError naming the image and op if a ``dep`` is not an earlier op of its image."""
     ops, offsets = traces.ops, traces.offsets
     lengths = np.diff(offsets)
     start = np.repeat(offsets[:-1], lengths)
-    idx = np.arange(len(ops)) - start  # op index within its image
+    idx = _op_index(traces)
     dep = ops["dep"].astype(np.int64)
     target = np.where(dep == DEP_PREV, idx - 1, dep)  # -1: waits for nothing
     if ((target >= idx) | (target < -1)).any():
@@ -308,8 +321,16 @@ def _waits(traces: TraceSet) -> list[int]:
                 )
     cloud = np.zeros(len(ops) + 1, bool)
     cloud[:-1] = ops["kind"] == OP_CLOUD
-    on_cloud = cloud[np.where(target >= 0, target + start, len(ops))]
-    return np.where(on_cloud, target, -1).tolist()
+    at = np.where(target >= 0, target + start, len(ops))
+    ordinal = np.cumsum(cloud) - 1  # global count of cloud ops before and at each op, minus 1
+    ordinal[:-1] -= np.repeat(ordinal[offsets[:-1]] - cloud[offsets[:-1]] + 1, lengths)
+    return np.where(cloud[at], ordinal[at], -1).tolist()
+
+
+def _op_index(traces: TraceSet) -> np.ndarray:
+    """Each op's index within its image (global order)."""
+    lengths = np.diff(traces.offsets)
+    return np.arange(len(traces.ops)) - np.repeat(traces.offsets[:-1], lengths)
 
 
 def _static_columns(traces: TraceSet) -> list[tuple[int, float, int]]:
