@@ -4,10 +4,12 @@ Workload: CIAR-shaped synthetic traces (``ciarsim.sim.synthetic``): 256 tokens, 
 of 15 tokens (rho = 0.06), then device runs interrupted by 70 cloud verifications carrying the
 interval features of the run (~30% of the tokens); a 4G-like constant link (11 Mbps up, 12 Mbps
 down, 70 ms RTT); one phone (closed loop); LlamaGen-XL on an H100 (CUDA graphs) and
-ciar-device-xl on a Snapdragon 8 Gen 3 NPU.
+ciar-device-xl on a Snapdragon 8 Gen 3 NPU. ``--window W`` replays the pipelined shape instead
+(the device drafts up to W tokens while each verification is in flight, then joins it; drafts
+after a replaced token are wasted and redrafted: about 3 more ops per call).
 
 Usage (from the repository root):
-    python benchmarks/bench_replay.py [--images 400] [--repeats 5] [--profile]
+    python benchmarks/bench_replay.py [--images 400] [--repeats 5] [--window 0] [--profile]
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=400)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--window", type=int, default=0, help="0: stop and wait; W: pipelined")
     ap.add_argument("--profile", action="store_true", help="cProfile one run, print the top 25")
     args = ap.parse_args()
-    traces = ciar_like_traces(args.images)
+    traces = ciar_like_traces(args.images, window=args.window)
     calls = traces.image(0).cloud_calls
     run_once(ciar_like_traces(4), segments=True)  # warm-up: fits and caches
     if args.profile:
@@ -54,7 +57,8 @@ def main() -> None:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return
-    print(f"images {args.images}, tokens 256, cloud calls/image {calls}, repeats {args.repeats}")
+    print(f"images {args.images}, tokens 256, cloud calls/image {calls}, ops/image "
+          f"{len(traces.ops) / len(traces):.0f}, window {args.window}, repeats {args.repeats}")
     for segments in (True, False):
         walls, events = [], 0
         for _ in range(args.repeats):

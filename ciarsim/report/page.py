@@ -132,7 +132,9 @@ def tables_tex(name: str, tabs: list[T.Table]) -> str:
 NOTES = [
     "**Latency** (ms): from an image's request to its last token on the phone, simulated by the "
     "SimPy world. Its parts (device compute, uplink, downlink, RTT wait, cloud queue, cloud "
-    "compute) sum to it.",
+    "compute) sum to it for stop-and-wait protocols. Where a protocol overlaps work (device "
+    "compute during a request, several requests in flight) each part is its own busy time, so "
+    "they can sum to more; `exposed_wait_ms` is the time the phone actually waited.",
     "**mean / p50 / p95 / p99**: computed over the images of each replication, then averaged over "
     "replications; ± is the half-width of the 95% Student-t interval across replications.",
     "**Speed-up vs base**: mean latency of `base` (cloud-only decoding) / mean latency of the "

@@ -181,9 +181,11 @@ def _breakdown(res: Results) -> Entry:
     shown = keys if len(keys) <= MAX_BREAKDOWN_POINTS else keys[:1]
     cols = [c for c in COMPONENTS if c in res.results]
     tables = [(point_text(res, k), breakdown(res.results, k, cols)) for k in shown]
-    caption = ("Mean time per image in each part of its life (the parts sum to its latency): "
-               "device compute, uplink and downlink (queueing + serialisation + loss recovery), "
-               "RTT wait (propagation), cloud queue and cloud compute.")  # fmt: skip
+    caption = ("Mean time per image in each part of its life: device compute, uplink and "
+               "downlink (queueing + serialisation + loss recovery), RTT wait (propagation), "
+               "cloud queue and cloud compute. The parts sum to the latency for stop-and-wait "
+               "protocols; with overlap (device work during a request, several requests in "
+               "flight) each is its own busy time and they can sum to more.")  # fmt: skip
     if len(shown) < len(keys):
         caption += f" First of {len(keys)} points shown."
     return Planned("latency_breakdown", "Latency breakdown", caption,

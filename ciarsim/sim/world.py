@@ -7,8 +7,13 @@ replay of decode traces through it.
   round-robin (image k to phone k mod devices), each phone running its images back to back with
   ``think_time_ms`` between them, all starting at t = 0; ``poisson`` starts image k at the k-th
   point of a Poisson process of ``rate_per_s``, each image on its own phone;
-- each image's ops in order: OP_DEVICE -> the phone's compute; OP_CLOUD -> uplink message (bytes
-  from ``ciarsim.sim.payload``) -> the cloud's batching server -> downlink message.
+- each image's ops as a dependency graph (trace format v2, ``ciarsim.trace``): one control
+  thread per image issues the ops in list order, first waiting for the op's ``dep`` to complete;
+  OP_DEVICE -> the phone's compute (the thread waits for it; one of no steps and no prefill is a
+  pure wait, ``join_op``: no device time, no timeline segment); OP_CLOUD -> uplink message (bytes
+  from ``ciarsim.sim.payload``) -> the cloud's batching server -> downlink message, while the
+  thread moves on at once (several requests of an image may be in flight). The image ends when
+  every op has completed. A v1 trace (every ``dep`` DEP_PREV) is a chain: stop and wait.
 
 Randomness: every generator is ``np.random.default_rng([seed, replication, component, index])``
 with ``component`` from ``COMPONENTS`` and ``index`` the phone; nothing is global, so two worlds
@@ -20,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from ciarsim.errors import ScenarioError
+from ciarsim.errors import ScenarioError, TraceFormatError
 from ciarsim.scenario.schema import ModelsConfig, NetworkConfig, WorkloadConfig
 from ciarsim.sim.capacity import (
     CapacityTable, ConstantCapacity, RandomCapacity, link_tables,
@@ -33,7 +38,9 @@ from ciarsim.sim.payload import PayloadSizer
 from ciarsim.sim.records import (
     LANE_CLOUD, LANE_CLOUD_QUEUE, LANE_DEVICE, LANE_DOWNLINK, LANE_UPLINK, Recorder, SimRecords,
 )  # fmt: skip
-from ciarsim.trace import OP_DEVICE, SOURCE_CLOUD_RESAMPLED, TraceSet
+from ciarsim.trace import (
+    DEP_PREV, OP_CLOUD, OP_DEVICE, SOURCE_CLOUD_RESAMPLED, TraceSet, check_deps,
+)  # fmt: skip
 
 COMPONENTS = {
     "arrivals": 1,
@@ -127,7 +134,12 @@ class World:
     def run(self, traces: TraceSet) -> SimRecords:
         """Replay every image of ``traces`` under this world's arrivals; returns the records."""
         _check_traces(traces, self.workload)
-        self._ops = [traces.image(i).ops.tolist() for i in range(len(traces))]
+        ops = traces.ops.copy()
+        ops["dep"] = _waits(traces)  # replay reads op[10]: the exchange it waits for, or -1
+        ops["decided"] = _op_index(traces)  # and op[11]: the op's index in its image
+        ops, lo = ops.tolist(), traces.offsets.tolist()
+        self._ops = [ops[lo[i]:lo[i + 1]] for i in range(len(traces))]
+        self._static = _static_columns(traces)
         self._images = traces.images.tolist()
         self._changed = (traces.source == SOURCE_CLOUD_RESAMPLED).sum(axis=1).tolist()
         self._tokens = traces.tokens_per_image
@@ -166,54 +178,77 @@ class World:
         return hit
 
     def _replay(self, pos: int, phone: Phone):
-        """Replay one image's ops on ``phone`` and record its row (orchestration: long, linear)."""
+        """Replay one image's op graph on ``phone`` and record its row (orchestration: long,
+        linear). Exchanges run by callbacks (``_cloud_call``); this process is the image's
+        control thread: it blocks only on device work and on the answers its ops wait for."""
         env, dev = self.env, phone.device
         keep, segs = self.recorder.keep_segments, self.recorder.segment_rows
         image, d = self._images[pos], dev.index
         t0 = env.now
-        dev_ms = up_ms = down_ms = prop_ms = q_ms = c_ms = 0.0
-        calls = bytes_up = bytes_down = verified = 0
+        timeline = _Timeline(image, d, segs).answer if keep else None
+        answers: list = []  # the answer event of each exchange, in issue order
+        dev_ms = wasted_ms = 0.0
+        bytes_up = bytes_down = 0
         for op in self._ops[pos]:
+            w = op[10]  # the exchange whose answer this op waits for, else -1 (see run)
+            if w >= 0 and answers[w].callbacks is not None:  # not arrived yet: block
+                yield answers[w]
             if op[0] == OP_DEVICE:
+                if not op[1] and not op[4]:  # no steps, no prefill: a pure wait (a join)
+                    continue
                 t = env.now
                 s, e = yield from dev.compute(env, op[1], op[2], op[3], op[4])
                 dev_ms += e - t
+                if op[12]:
+                    wasted_ms += e - s
                 if keep:
-                    segs.append((image, d, LANE_DEVICE, s, e, 0))
+                    segs.append((image, d, LANE_DEVICE, s, e, 0, op[11], op[12]))
                 continue
             nb_up, nb_down = self._msg_bytes(op)
-            ru, req, rd = yield self._cloud_call(phone, op, nb_up, nb_down)
-            calls += 1
+            answers.append(self._cloud_call(phone, op, nb_up, nb_down, timeline))
             bytes_up += nb_up
             bytes_down += nb_down
-            verified += op[5]
+        for ev in answers:  # the image is done when every answer has arrived
+            if ev.callbacks is not None:
+                yield ev
+        up_ms = down_ms = prop_ms = q_ms = c_ms = 0.0  # busy times, summed in issue order
+        last, most = -1.0, min(len(answers), 1)
+        for ev in answers:
+            ru, req, rd, _, _ = ev._value
             up_ms += ru.arrival_ms - ru.send_ms - ru.propagation_ms
             down_ms += rd.arrival_ms - rd.send_ms - rd.propagation_ms
             prop_ms += ru.propagation_ms + rd.propagation_ms
             q_ms += req.start_ms - req.arrival_ms
             c_ms += req.end_ms - req.start_ms
-            if keep:
-                segs.append((image, d, LANE_UPLINK, ru.send_ms, ru.arrival_ms, nb_up))
-                if req.start_ms > req.arrival_ms:
-                    segs.append((image, d, LANE_CLOUD_QUEUE, req.arrival_ms, req.start_ms, 0))
-                segs.append((image, d, LANE_CLOUD, req.start_ms, req.end_ms, 0))
-                segs.append((image, d, LANE_DOWNLINK, rd.send_ms, rd.arrival_ms, nb_down))
+            if ru.send_ms < last:
+                most = 2  # exchanges overlap: count them below
+            elif rd.arrival_ms > last:
+                last = rd.arrival_ms
+        if most > 1:
+            most = _most_in_flight(answers)
+        uploaded, verified, calls_wasted = self._static[pos]
+        latency = env.now - t0
+        exposed_ms = max(latency - dev_ms, 0.0)  # the thread computes or waits, nothing else
         self.recorder.image((
-            image, d, t0, env.now, env.now - t0, dev_ms, up_ms, down_ms, prop_ms, q_ms, c_ms,
-            calls, bytes_up, bytes_down, verified, self._changed[pos], self._tokens,
+            image, d, t0, env.now, latency, dev_ms, up_ms, down_ms, prop_ms, q_ms, c_ms,
+            len(answers), bytes_up, bytes_down, uploaded, verified, self._changed[pos],
+            self._tokens, wasted_ms, exposed_ms, most, calls_wasted,
         ))  # fmt: skip
 
-    def _cloud_call(self, phone: Phone, op: tuple, nb_up: int, nb_down: int) -> "_Later":
-        """Uplink -> cloud -> downlink for one OP_CLOUD row, chained by callbacks: one event
-        per message and per cloud iteration, one resumption of the image's process. The
-        returned event fires on the downlink's arrival with (uplink, cloud, downlink) records."""
+    def _cloud_call(self, phone: Phone, op: tuple, nb_up: int, nb_down: int, timeline) -> "_Later":
+        """Uplink -> cloud -> downlink for one OP_CLOUD row, chained by callbacks: one event per
+        message and per cloud iteration. The returned event fires on the downlink's arrival with
+        (uplink, cloud, downlink records, op index, wasted); ``timeline`` (if any) is its first
+        callback."""
         env, cloud = self.env, self.cloud
         ru = phone.uplink.plan(env.now, nb_up)
         done = _Later(env)
+        if timeline is not None:
+            done.callbacks.append(timeline)
 
         def served(req) -> None:
             rd = phone.downlink.plan(env.now, nb_down)
-            done.fire_after(rd.arrival_ms - env.now, (ru, req, rd))
+            done.fire_after(rd.arrival_ms - env.now, (ru, req, rd, op[11], op[12]))
 
         def arrived(_event=None) -> None:
             cloud.request(op[1], op[2], op[3], op[4], served)
@@ -226,6 +261,41 @@ class World:
         return done
 
 
+def _most_in_flight(answers: list) -> int:
+    """Most exchanges in flight at one instant, each from its uplink send to its downlink
+    arrival; an answer arriving when another request is sent is not counted with it."""
+    marks = []
+    for ev in answers:
+        ru, _, rd, _, _ = ev._value
+        marks += ((ru.send_ms, 1), (rd.arrival_ms, -1))
+    marks.sort()  # at equal times -1 (an arrival) before +1 (a send)
+    most = now = 0
+    for _, step in marks:
+        now += step
+        most = max(most, now)
+    return most
+
+
+class _Timeline:
+    """Timeline rows of one image's exchanges, appended as each answer arrives (event order)."""
+
+    __slots__ = ("image", "device", "segs")
+
+    def __init__(self, image: int, device: int, segs: list):
+        self.image, self.device, self.segs = image, device, segs
+
+    def answer(self, event: simpy.Event) -> None:
+        """Append the segments of one arrived answer (an event callback)."""
+        ru, req, rd, i, wasted = event._value
+        image, d, segs = self.image, self.device, self.segs
+        segs.append((image, d, LANE_UPLINK, ru.send_ms, ru.arrival_ms, ru.nbytes, i, wasted))
+        if req.start_ms > req.arrival_ms:
+            queue = (image, d, LANE_CLOUD_QUEUE, req.arrival_ms, req.start_ms, 0, i, wasted)
+            segs.append(queue)
+        segs.append((image, d, LANE_CLOUD, req.start_ms, req.end_ms, 0, i, wasted))
+        segs.append((image, d, LANE_DOWNLINK, rd.send_ms, rd.arrival_ms, rd.nbytes, i, wasted))
+
+
 class _Later(simpy.Event):
     """An event its owner triggers to fire after a delay (how SimPy's ``Timeout`` is built)."""
 
@@ -233,6 +303,54 @@ class _Later(simpy.Event):
         self._ok = True
         self._value = value
         self.env.schedule(self, delay=delay)
+
+
+def _waits(traces: TraceSet) -> list[int]:
+    """Per op (global order), the exchange of its image (k: its k-th OP_CLOUD) whose answer it
+    waits for, else -1 (a device op is complete when the next op is issued). Raises
+    TraceFormatError naming the image and op if a ``dep`` is not an earlier op of its image."""
+    ops, offsets = traces.ops, traces.offsets
+    lengths = np.diff(offsets)
+    start = np.repeat(offsets[:-1], lengths)
+    idx = _op_index(traces)
+    dep = ops["dep"].astype(np.int64)
+    target = np.where(dep == DEP_PREV, idx - 1, dep)  # -1: waits for nothing
+    if ((target >= idx) | (target < -1)).any():
+        for k in range(len(traces)):
+            why = check_deps(ops[offsets[k]:offsets[k + 1]])
+            if why:
+                raise TraceFormatError(
+                    f"trace of image {int(traces.images[k])} (position {k} in the set): {why}"
+                )
+    cloud = np.zeros(len(ops) + 1, bool)
+    cloud[:-1] = ops["kind"] == OP_CLOUD
+    at = np.where(target >= 0, target + start, len(ops))
+    ordinal = np.cumsum(cloud) - 1  # global count of cloud ops before and at each op, minus 1
+    ordinal[:-1] -= np.repeat(ordinal[offsets[:-1]] - cloud[offsets[:-1]] + 1, lengths)
+    return np.where(cloud[at], ordinal[at], -1).tolist()
+
+
+def _op_index(traces: TraceSet) -> np.ndarray:
+    """Each op's index within its image (global order)."""
+    lengths = np.diff(traces.offsets)
+    return np.arange(len(traces.ops)) - np.repeat(traces.offsets[:-1], lengths)
+
+
+def _static_columns(traces: TraceSet) -> list[tuple[int, float, int]]:
+    """Per image, what needs no timing: (tokens_uploaded, tokens_verified, cloud_calls_wasted).
+    tokens_verified sums ``decided`` over the exchanges not marked wasted: NaN if any of them
+    has ``decided`` unknown (-1, format v1)."""
+    ops, n = traces.ops, len(traces)
+    owner = np.repeat(np.arange(n), np.diff(traces.offsets))
+    cloud = ops["kind"] == OP_CLOUD
+    kept = cloud & (ops["wasted"] == 0)
+    up = np.bincount(owner[cloud], ops["tokens_up"][cloud], minlength=n)
+    decided = ops["decided"][kept]
+    verified = np.bincount(owner[kept], np.maximum(decided, 0), minlength=n).astype(np.float64)
+    unknown = np.bincount(owner[kept], decided < 0, minlength=n) > 0
+    verified[unknown] = np.nan
+    wasted = np.bincount(owner[cloud & ~kept], minlength=n)
+    return list(zip(up.astype(np.int64).tolist(), verified.tolist(), wasted.tolist()))
 
 
 def _check_traces(traces: TraceSet, workload: WorkloadConfig) -> None:
