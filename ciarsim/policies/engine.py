@@ -140,7 +140,7 @@ def _folder_captions(folder: str, csv_sha256: str | None, start: int, count: int
     held = folder_rows(split, folder).captions
     if start + count > len(held):
         raise ScenarioError(f"workload: images={count} from prompt_start={start} needs {start + count} "
-                            f"prompts; the model set's folder {folder} holds {len(held)} held-out {split} captions")
+                            f"prompts; the model set's folder {folder} holds {len(held)} held-out captions in its {split} split")
     return held[start:start + count]
 
 
