@@ -245,6 +245,12 @@ def train(
     precision: str = typer.Option("auto", help="GPT passes: auto (bf16 where the hardware has it), bf16, fp32."),
     data: Optional[Path] = typer.Option(None, help="Train on a folder of images + captions.csv (file,caption) "
                                         "instead of the procedural scenes; its last 10% is held out."),
+    device_layers: Optional[int] = typer.Option(None, help="device: trunk depth, the cloud's first N blocks "
+                                                "(default 1, the paper's design)."),
+    kl: Optional[float] = typer.Option(None, help="device: weight of each guidance-consistent KL distillation "
+                                       "term (guided, caption, null; default: the preset's, 1 for shapes-256)."),
+    resume: bool = typer.Option(False, help="cloud/device: continue from the saved checkpoint."),
+    steps: Optional[int] = typer.Option(None, help="cloud/device: override the preset's step count."),
 ) -> None:
     """Train the decision models (safetensors + JSON cards) and measure the card's targets."""
     from ciarsim.errors import CiarsimError as _E  # noqa: PLC0415
@@ -286,13 +292,16 @@ def train(
         if what == "tokenizer":
             tr.train_tokenizer(out_dir, preset, device, progress, data_dir=data)
         elif what == "cloud":
-            tr.train_cloud(out_dir, preset, device, progress, budget, precision=precision, data_dir=data)
+            tr.train_cloud(out_dir, preset, device, progress, budget, precision=precision, data_dir=data,
+                           resume=resume, steps=steps)
         elif what == "device":
-            tr.train_device(out_dir, preset, device, progress, budget, precision=precision, data_dir=data)
+            tr.train_device(out_dir, preset, device, progress, budget, precision=precision, data_dir=data,
+                            layers=device_layers, kl=kl, resume=resume, steps=steps)
         elif what == "all":
             tr.train_all(out_dir, preset, device, progress,
                          cloud_budget_s=budget and 0.7 * budget,
-                         device_budget_s=budget and 0.3 * budget, precision=precision, data_dir=data)  # fmt: skip
+                         device_budget_s=budget and 0.3 * budget, precision=precision, data_dir=data,
+                         device_layers=device_layers, kl=kl)  # fmt: skip
     out.print(f"wrote checkpoints to {out_dir} (see {out_dir}/CARD.md)")
 
 
@@ -335,7 +344,7 @@ def profile(
 def thresholds(
     send_rates: str = typer.Option("0.1,0.2,0.3,0.45,0.6", help="Shares of device tokens to send."),
     signals: str = typer.Option("random,entropy,max_prob,topk_set,uhlm,interval", help="Gate signals."),
-    images: int = typer.Option(32, help="Held-out prompts to calibrate on."),
+    images: int = typer.Option(32, help="Validation prompts to calibrate on (never the test prompts runs report)."),
     rho: float = typer.Option(0.06, help="Cloud prefix share (as in the policies)."),
     checkpoints: Path = typer.Option(Path("models/shapes-256"), help="Decision models."),
     seed: int = typer.Option(0, help="Decision seed."),
@@ -353,7 +362,7 @@ def thresholds(
     group = {f"policies.gated-{name}.tau": [round(t, 6) for t in taus[name]] for name in names}
     if "interval" in taus:
         group["policies.ciar.tau"] = group["policies.gated-interval.tau"]
-    out.print(f"# send rates {rates} on {images} held-out prompts, seed {seed}", highlight=False)
+    out.print(f"# send rates {rates} on {images} validation prompts, seed {seed}", highlight=False)
     sys.stdout.write(yaml.safe_dump({"zip": [group]}, sort_keys=False))
 
 

@@ -5,8 +5,9 @@
 
 METHOD.md §3 leaves the weights open ("choose, record, and sweep them"). For each setting in
 SETTINGS this trains a fresh device model (one layer + Inter-Head + phi) for ``--steps`` steps
-against the model set's frozen cloud, then scores the uncertainty signals on held-out cloud
-samples exactly as the model card does (teacher-forced, CFG-guided, rejection label
+against the model set's frozen cloud, then scores the uncertainty signals on cloud samples of
+the validation prompt split (``ciarsim.nn.splits``: a selection never sees the card's test
+prompts) as the model card does (teacher-forced, CFG-guided, rejection label
 1 - min(1, p(x)/q(x)) > 0.5 for the device's greedy token x). Short runs rank settings; they do
 not reproduce the card's numbers (fewer steps, fewer prompts). Writes ``sweep.csv`` and
 ``sweep.md`` under ``--out``, including the cloud checkpoint's SHA-256 the sweep ran against.
@@ -44,7 +45,8 @@ def run_setting(models: str, name: str, weights: dict, steps: int, prompts: int)
 
     from ciarsim.nn import checkpoints as ck
     from ciarsim.nn import train as tr
-    from ciarsim.nn.data import EVAL_SEED, CaptionTokenizer, make_dataset
+    from ciarsim.nn import splits
+    from ciarsim.nn.data import CaptionTokenizer
     from ciarsim.nn.device import InterDROWeights
     from ciarsim.nn.gpt import generate
 
@@ -60,7 +62,7 @@ def run_setting(models: str, name: str, weights: dict, steps: int, prompts: int)
         train_s = time.time() - t0
         cloud, _ = ck.load_checkpoint(tmp, "cloud", "cpu")
         dev, _ = ck.load_checkpoint(tmp, "device", "cpu")
-        data = make_dataset(prompts, EVAL_SEED)
+        data = splits.scenes(splits.selection_split("validation").name, prompts)
         cap = torch.from_numpy(CaptionTokenizer().encode_batch(data.captions))
         p = tr.get_preset("shapes-256")
         codes = generate(cloud, cap, p.cfg_scale, p.temperature, p.top_k, torch.Generator().manual_seed(p.seed + 3))
@@ -68,9 +70,11 @@ def run_setting(models: str, name: str, weights: dict, steps: int, prompts: int)
             sig = tr.teacher_forced_signals(cloud, dev, cap, codes, p.cfg_scale)
     row = {"setting": name, **{f"w.{k}": v for k, v in InterDROWeights(**weights).to_dict().items()},
            "steps": steps, "prompts": prompts, "positions": int(sig["reject"].size),
-           "reject_rate": float(np.mean(sig["reject"])), "greedy_agreement": float(np.mean(sig["agree"]))}
-    for label, key in (("interval", "U"), ("entropy", "entropy"), ("max_prob", "one_minus_max")):
-        row[f"auroc_{label}"] = tr.auroc(sig[key], sig["reject"])
+           "prompt_split": "validation", "reject_rate": float(np.mean(sig["reject"])),
+           "greedy_agreement": float(np.mean(sig["agree"]))}
+    variants = {k: v["variant"] for k, v in tr.choose_variants(sig).items()}
+    for label in ("interval", "entropy", "max_prob"):
+        row[f"auroc_{label}"] = tr.auroc(sig[f"{label}/{variants[label]}"].ravel(), sig["reject"].ravel())
     row["train_s"] = round(train_s, 1)
     return row
 

@@ -2,7 +2,8 @@
 
     python experiments/paper_check.py [--images 64] [--workers 2]
 
-1. Calibrates each gating signal's threshold to equal cloud-call budgets (``ciarsim thresholds``).
+1. Calibrates each gating signal's threshold to equal cloud-call budgets (``ciarsim thresholds``) on
+   the validation prompt split (``ciarsim.nn.splits``); every run below reports on test prompts.
 2. Runs ``scenarios/ideal.yaml`` (the paper's accounting: no network, device and cloud costed on
    one H100) with every gated signal at the same send rate, and writes the paper's table to
    ``reports/paper-check/summary.csv`` / ``paper-check.md``.
@@ -10,6 +11,11 @@
    quality curves (``reports/paper-check/thresholds/``).
 4. Sweeps the RTT on the ideal hardware and on the 4G phone setup to find the break-even RTT at
    which ciar stops beating base (``reports/paper-check/rtt-*``).
+5. Parity budget (issue 17): for ciar, gated-entropy and gated-random, bisection on tau for the
+   lowest cloud-pass share (% of base's passes) at which the policy's caption consistency is within
+   ``PARITY_MARGIN`` of base's, on the test prompts, with a 95% bootstrap interval over prompts
+   (``reports/paper-check/parity.json``). Tau moves along the signal's score quantiles measured on
+   validation prompts, so nothing is chosen on test.
 Every step goes through the product's own commands; decode traces are cached and shared.
 """
 
@@ -105,16 +111,99 @@ def break_even(run_dir: Path) -> dict:
     return out
 
 
+PARITY_MARGIN = 0.03
+PARITY_POLICIES = {"ciar": ("ciar", "interval"), "gated-entropy": ("gated", "entropy"),
+                   "gated-random": ("gated", "random")}  # fmt: skip
+
+
+def _decode_quality(policy, workload, models_cfg, seed, models) -> tuple[np.ndarray, np.ndarray]:
+    """Per test image: caption consistency and sequential cloud passes."""
+    from ciarsim.policies import get_decoder
+
+    ts = get_decoder(policy.name)(policy, workload, models_cfg, seed, models=models)
+    cc = np.asarray(ts.meta["quality"]["caption_consistency"], dtype=np.float64)
+    return cc, np.array([ts.image(i).cloud_passes for i in range(len(ts.images))], dtype=np.float64)
+
+
+def parity_budget(images: int, *, margin: float = PARITY_MARGIN, calibration_images: int = 32, seed: int = 0,
+                  models_cfg=None, models=None, token_grid: int = 16, grid: int = 49, reps: int = 1000,
+                  policies: dict | None = None, rho: float = 0.06) -> dict:
+    """Lowest cloud-pass share (% of base's) with caption consistency >= base's - ``margin``.
+
+    Each policy's tau runs over ``grid`` quantiles of its signal's scores on ``calibration_images``
+    validation prompts (send rates 1%..99%: monotone in tau); bisection over that grid evaluates
+    ``images`` test prompts per point. The interval resamples the test prompts (``reps`` times) and
+    takes, per resample, the lowest share among the evaluated points that meet the margin."""
+    from ciarsim.policies.calibrate import signal_thresholds
+    from ciarsim.scenario.schema import BasePolicy, CiarPolicy, GatedPolicy, ModelsConfig, WorkloadConfig
+
+    models_cfg = models_cfg or ModelsConfig()
+    test = WorkloadConfig(images=images, token_grid=token_grid)
+    base_cc, base_passes = _decode_quality(BasePolicy(name="base"), test, models_cfg, seed, models)
+    rates = np.linspace(0.01, 0.99, grid)
+    rng = np.random.default_rng(seed)
+    boot = [rng.integers(0, images, images) for _ in range(reps)]
+    out = {"margin": margin, "test_images": images, "calibration_images": calibration_images,
+           "base_caption_consistency": round(float(base_cc.mean()), 4), "policies": {}}
+    for label, (name, signal) in (policies or PARITY_POLICIES).items():
+        taus = signal_thresholds([signal], list(rates), WorkloadConfig(images=calibration_images, token_grid=token_grid),
+                                 models_cfg, seed, rho=rho, models=models)[signal]  # validation prompts
+        points: dict[int, tuple] = {}
+
+        def evaluate(i: int) -> bool:
+            if i not in points:
+                pol = (CiarPolicy(name="ciar", tau=taus[i], rho=rho) if name == "ciar"
+                       else GatedPolicy(name="gated", signal=signal, tau=taus[i], rho=rho))
+                points[i] = _decode_quality(pol, test, models_cfg, seed, models)
+            cc = points[i][0]
+            return cc.mean() >= base_cc.mean() - margin
+
+        lo, hi = 0, grid - 1  # invariant once checked: lo fails, hi passes
+        if not evaluate(hi):
+            lo = hi  # parity not reached even at the highest send rate
+        elif evaluate(lo):
+            hi = lo
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if evaluate(mid) else (mid, hi)
+
+        def share(i, idx=slice(None)):
+            return 100.0 * points[i][1][idx].sum() / base_passes[idx].sum()
+
+        def budget(idx=slice(None)):
+            ok = [share(i, idx) for i, (cc, _) in points.items()
+                  if cc[idx].mean() >= base_cc[idx].mean() - margin]
+            return min(ok) if ok else np.nan
+
+        b = budget()
+        bs = np.array([budget(idx) for idx in boot])
+        ci = [round(float(x), 2) for x in np.nanpercentile(bs, [2.5, 97.5])] if np.isfinite(bs).any() else None
+        out["policies"][label] = {
+            "parity_budget_pct": None if np.isnan(b) else round(float(b), 2), "ci95": ci,
+            "resamples_without_parity": int(np.isnan(bs).sum()),
+            "points": [{"send_rate": round(float(rates[i]), 4), "tau": taus[i], "cloud_pass_pct": round(share(i), 2),
+                        "caption_consistency": round(float(cc.mean()), 4)} for i, (cc, _) in sorted(points.items())]}
+    first = out["policies"][next(iter(out["policies"]))]
+    return {"parity_budget_pct": first["parity_budget_pct"], "ci95": first["ci95"], **out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--calibration-images", type=int, default=32)
     ap.add_argument("--curve-images", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--parity-images", type=int, default=64, help="test prompts per parity-bisection point")
+    ap.add_argument("--parity-only", action="store_true", help="only the parity budgets (parity.json)")
     ap.add_argument("--update-scenarios", action="store_true",
                     help="write the calibrated table taus into scenarios/*.yaml (after retraining the models)")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    parity = parity_budget(a.parity_images, calibration_images=a.calibration_images)
+    (OUT / "parity.json").write_text(json.dumps(parity, indent=2))
+    print(json.dumps({k: (v["parity_budget_pct"], v["ci95"]) for k, v in parity["policies"].items()}))
+    if a.parity_only:
+        return
     taus = calibrate(a.calibration_images)
     if a.update_scenarios:
         print("updated taus in", ", ".join(str(p) for p in update_scenarios(taus["table"])) or "no scenario")

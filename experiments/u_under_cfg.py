@@ -13,9 +13,9 @@ second label), next to entropy and 1 - max prob of the guided and of the conditi
 - interval arithmetic: guided centre with radius s r_c + |s - 1| r_u (shipped until 2026-11-27);
 - guided centre, conditional radius; and the unconditional branch's interval.
 
-Two prompt sets: ``validation`` (EVAL_SEED prompts from index 5000, disjoint from the card's
-prompts 0-199 and its FD reference images 200-1199), which chose the variant, and ``card`` (the
-card's 200 prompts and cloud samples), which reports it. Writes ``u_under_cfg.csv`` and
+Two prompt sets from ``ciarsim.nn.splits``: ``validation`` (the validation split), which chooses
+the variant, and ``card`` (the test split's first 200 prompts and the card's cloud samples), which
+reports it. (Until 2026-12 the validation prompts were EVAL_SEED prompts from index 5000.) Writes ``u_under_cfg.csv`` and
 ``u_under_cfg.md`` under ``--out``.
 """
 
@@ -31,12 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ciarsim.nn import checkpoints as ck  # noqa: E402
-from ciarsim.nn.data import EVAL_SEED, make_dataset  # noqa: E402
+from ciarsim.nn import splits  # noqa: E402
 from ciarsim.nn.device import guide, head_out  # noqa: E402
 from ciarsim.nn.gpt import generate  # noqa: E402
 from ciarsim.nn.train import auroc, get_preset, greedy_rejection, teacher_forced_batches  # noqa: E402
 
-VALIDATION_START = 5000
 
 
 def entropy(log_p: torch.Tensor) -> torch.Tensor:
@@ -73,8 +72,8 @@ def signals(models, cap: torch.Tensor, scale: float, seed: int, batch: int = 16)
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="models/shapes-256")
-    ap.add_argument("--validation", type=int, default=96, help="validation prompts (from index 5000)")
-    ap.add_argument("--card", type=int, default=200, help="the card's held-out prompts (from index 0)")
+    ap.add_argument("--validation", type=int, default=96, help="validation-split prompts (from index 0)")
+    ap.add_argument("--card", type=int, default=200, help="the card's test-split prompts (from index 0)")
     ap.add_argument("--out", default="reports/u-under-cfg")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -83,8 +82,9 @@ def main() -> None:
     p = get_preset("shapes-256")
     models = ck.load_models(a.models)
     rows = []
-    for name, start, n in (("validation", VALIDATION_START, a.validation), ("card", 0, a.card)):
-        captions = make_dataset(n, EVAL_SEED, start=start).captions
+    for name, split, n in (("validation", "validation", a.validation), ("card", "test", a.card)):
+        captions = splits.scenes(split, n).captions
+        start = f"{split} split"
         df = signals(models, torch.from_numpy(models.captions.encode_batch(captions)), p.cfg_scale, p.seed + 3)
         for score in df.columns.drop(["reject", "disagree"]):
             rows.append({"prompts": f"{name} ({n} prompts from {start}, {len(df)} positions)", "score": score,

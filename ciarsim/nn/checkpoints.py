@@ -7,6 +7,11 @@ Layout of a model set (default ``models/shapes-256``)::
     device.safetensors     device.json      (DeviceModel: trunk, Inter-Head, phi)
     card.json  CARD.md                      (aggregate metrics, human-readable card)
 
+A model set may share another set's tokenizer and cloud without copying them: its ``{kind}.json``
+names the other set's weights by a relative path (``"weights": "../shapes-256/cloud.safetensors"``,
+written by ``link_checkpoint``) and keeps their SHA-256, so loading verifies the referenced file
+exactly as it verifies a local one.
+
 Weights are stored as fp16 (``STORE_DTYPE``) and loaded as fp32; every reported metric is measured
 on the reloaded weights. Never pickles: ``safetensors`` only.
 """
@@ -102,6 +107,23 @@ def read_json(path: Path, kind: str) -> dict:
         raise CheckpointError(f"{kind} card {path} is not valid JSON ({e}); rebuild with `{REBUILD[kind]}`") from e
 
 
+def link_checkpoint(src_dir: Path, dst_dir: Path, kind: str) -> dict:
+    """Make ``dst_dir/{kind}.json`` a verified reference to ``src_dir``'s ``{kind}`` weights (no copy)."""
+    import os  # noqa: PLC0415
+
+    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
+    card = read_json(src_dir / f"{kind}.json", kind)
+    weights = src_dir / card.get("weights", f"{kind}.safetensors")
+    if sha256_file(weights) != card.get("sha256"):
+        raise CheckpointError(f"{kind} weights {weights} do not match their card; cannot reference them")
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    rel = os.path.relpath(weights.resolve(), dst_dir.resolve())
+    card = {**card, "weights": rel, "reference": {"model_set": os.path.relpath(src_dir.resolve(), dst_dir.resolve()),
+                                                  "note": "weights shared with that set, verified by sha256"}}
+    write_json(dst_dir / f"{kind}.json", card)
+    return card
+
+
 def load_checkpoint(model_dir: Path, kind: str, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     """Load ``{kind}`` from ``model_dir``: verify the SHA-256 and every tensor's name and shape.
 
@@ -152,6 +174,14 @@ class ModelSet:
     card: dict
     captions: CaptionTokenizer = field(default_factory=CaptionTokenizer)  # the cloud's caption vocabulary (the grammar's unless trained on a folder)
     data: dict = field(default_factory=dict)  # the cloud card's training-data record (source, folder path, ...)
+
+    @property
+    def cfg_variants(self) -> dict[str, str]:
+        """Each uncertainty signal's CFG variant (guided | conditional) as chosen on validation prompts
+        and recorded in the card (``interhead.cfg_variant``); the historical default otherwise."""
+        from ciarsim.nn.device import DEFAULT_VARIANTS  # noqa: PLC0415
+
+        return {**DEFAULT_VARIANTS, **self.card.get("interhead", {}).get("cfg_variant", {})}
 
 
 def load_models(model_dir: Path | str = DEFAULT_DIR, device: str = "cpu") -> ModelSet:

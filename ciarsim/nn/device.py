@@ -12,12 +12,12 @@
   zero-initialised, so injecting f_I leaves the cloud unchanged at initialisation. The feature for
   image position t comes from the device's own state at position t (its h_t and interval for the
   token after x_t) and is added to the cloud's input embedding of x_t.
-- CFG (choice, ``guide``): the proposal uses the guided centre c_g = c_u + s (c_c - c_u); U is the
-  conditional branch's, the interval the Inter-Head was trained to draw around the cloud's
-  conditional distribution. Propagating the interval through the guidance by interval arithmetic
-  (r_g = s r_c + |s - 1| r_u, used until 2026-11-27) inflates every radius several-fold and mixes
-  in the unconditional branch's width: it ranks the cloud's rejections worse (AUROC 0.78-0.80 vs
-  0.82-0.83 on validation prompts; experiments/u_under_cfg.py, reports/u-under-cfg).
+- CFG (choice, ``guide``, ``signal_score``): the proposal uses the guided centre
+  c_g = c_u + s (c_c - c_u). Each uncertainty signal (U, entropy, 1 - max prob) is scored either on
+  the guided proposal (for U: the interval propagated by interval arithmetic, r_g = s r_c +
+  |s - 1| r_u) or on the caption branch alone; which one is chosen per signal by one rule on the
+  validation prompts (``train.choose_variants``: the higher AUROC against the rejection label) and
+  recorded in the model set's card (``interhead.cfg_variant``), which the policies' gates follow.
 """
 
 from __future__ import annotations
@@ -177,12 +177,42 @@ def device_step(dev: DeviceModel, tokens: torch.Tensor, cache: KVCache) -> Devic
     return dev(tokens, cache.pos, cache)
 
 
+SIGNALS = ("interval", "entropy", "max_prob")  # the device-side uncertainty signals
+CFG_VARIANTS = ("guided", "conditional")
+# Historical default for a model set whose card records no choice: U of the conditional branch,
+# entropy and max prob of the guided proposal.
+DEFAULT_VARIANTS = {"interval": "conditional", "entropy": "guided", "max_prob": "guided"}
+
+
+def signal_score(out: "DeviceOut", scale: float, signal: str, variant: str) -> torch.Tensor:
+    """One uncertainty signal of a (2B, ...) cond|uncond DeviceOut under CFG -> (B, k).
+
+    ``variant``: ``guided`` scores the guided proposal c_g = c_u + s (c_c - c_u) (for U: the interval
+    propagated through the guidance, radius s r_c + |s - 1| r_u); ``conditional`` scores the
+    caption branch alone (its centre, or the interval Inter-DRO trains). Higher = less certain."""
+    if variant not in CFG_VARIANTS:
+        raise ValueError(f"unknown CFG variant {variant!r}; expected one of {CFG_VARIANTS}")
+    if signal == "interval":
+        if variant == "conditional":
+            return out.U.chunk(2, dim=0)[0]
+        rc, ru = out.r.chunk(2, dim=0)
+        return head_out(None, cfg_mix(out.c, scale), scale * rc + abs(scale - 1) * ru).U
+    c = cfg_mix(out.c, scale) if variant == "guided" else out.c.chunk(2, dim=0)[0]
+    log_q = F.log_softmax(c, -1)
+    if signal == "entropy":
+        return -(log_q.exp() * log_q).sum(-1)
+    if signal == "max_prob":
+        return 1 - log_q.max(-1).values.exp()
+    raise ValueError(f"unknown signal {signal!r}; expected one of {SIGNALS}")
+
+
 @dataclass
 class Guided:
     """CFG-guided device positions: what a policy proposes from and what it thresholds, (B, k, ...)."""
 
     c: torch.Tensor  # (B, k, V) guided centre logits c_u + s (c_c - c_u)
-    U: torch.Tensor  # (B, k) uncertainty of the conditional branch's interval
+    U: torch.Tensor  # (B, k) uncertainty, of the CFG variant chosen for U (default: conditional branch)
+    c_cond: torch.Tensor | None = None  # (B, k, V) the caption branch's centre logits
 
     @property
     def log_p_mid(self):  # the proposal distribution, computed only where asked for (not per decode step)
@@ -193,9 +223,10 @@ class Guided:
         return F.softmax(self.c, -1)
 
 
-def guide(out: DeviceOut, scale: float) -> Guided:
-    """CFG on a (2B, ...) cond|uncond DeviceOut -> (B, ...): guided centre, conditional U."""
-    return Guided(cfg_mix(out.c, scale), out.U.chunk(2, dim=0)[0])
+def guide(out: DeviceOut, scale: float, u_variant: str = "conditional") -> Guided:
+    """CFG on a (2B, ...) cond|uncond DeviceOut -> (B, ...): guided centre, U of ``u_variant``."""
+    U = signal_score(out, scale, "interval", u_variant)
+    return Guided(cfg_mix(out.c, scale), U, out.c.chunk(2, dim=0)[0])
 
 
 # ---------------------------------------------------------------- Inter-DRO loss (METHOD.md §3)
@@ -208,6 +239,9 @@ class InterDROWeights:
     lambda_dro: float = 1.0  # DRO on the lower bound
     alpha: float = 1.0  # DRO temperature: w = softmax(alpha * CE_n) over the batch's tokens
     lambda_phi: float = 1.0  # cloud next-token loss on the injected run (trains phi)
+    # Guidance-consistent distillation (issue 17): weight of each of three KL(cloud || device centre)
+    # terms, guided, caption branch and null branch. > 0 also runs every image with both captions.
+    lambda_kl: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -233,3 +267,17 @@ def inter_dro_loss(out: DeviceOut, log_p_cloud: torch.Tensor, w: InterDROWeights
     terms["dro_lo"] = w.lambda_dro * (weights * ce_lo).sum()
     terms["total"] = sum(terms.values())
     return terms
+
+
+def _kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+
+def distill_loss(c_dev: torch.Tensor, logits_cloud: torch.Tensor, scale: float, w: InterDROWeights) -> dict:
+    """Guidance-consistent distillation of the centre logits: ``lambda_kl`` x (KL guided + KL caption
+    branch + KL null branch) to the frozen cloud. Both (2B, ..., V), caption rows first (``with_null``)."""
+    lc, lu = F.log_softmax(logits_cloud, -1).chunk(2)
+    dc, du = F.log_softmax(c_dev, -1).chunk(2)
+    lg, dg = (F.log_softmax(cfg_mix(x, scale), -1) for x in (logits_cloud, c_dev))
+    return {"kl_guided": w.lambda_kl * _kl(lg, dg), "kl_caption": w.lambda_kl * _kl(lc, dc),
+            "kl_null": w.lambda_kl * _kl(lu, du)}

@@ -25,9 +25,11 @@ import torch.nn.functional as F
 
 from ciarsim.errors import CiarsimError
 from ciarsim.nn import checkpoints as ck
+from ciarsim.nn import splits
 from ciarsim.nn.data import EVAL_SEED, TRAIN_SEED, CaptionTokenizer, SceneSet, folder_split, make_dataset
-from ciarsim.nn.device import (DeviceConfig, DeviceModel, InterDROWeights, device_prefill, device_step, guide,
-                               inter_dro_loss, new_device_cache)
+from ciarsim.nn.device import (CFG_VARIANTS, SIGNALS, DeviceConfig, DeviceModel, InterDROWeights, device_prefill,
+                               device_step, distill_loss, guide, inter_dro_loss, new_device_cache, signal_score)
+from ciarsim.nn.device import DEFAULT_VARIANTS
 from ciarsim.nn.gpt import (GPT, GPT_PRESETS, cfg_mix, drop_condition, generate, lm_loss, sequence,
                             with_null)
 from ciarsim.nn.vq import VQ_PRESETS, VQModel, codebook_usage, psnr_db, to_float
@@ -53,9 +55,13 @@ class TrainPreset:
     dev_steps: int = 700
     dev_batch: int = 8
     dev_lr: float = 1e-3
+    dev_resume_lr: float = 5e-4  # peak lr when continuing a trained device
+    dev_phi_every: int = 2  # phi's cloud loss every this many steps (each costs a cloud forward + backward)
+    dev_layers: int = 1  # device trunk depth: the cloud's first ``dev_layers`` blocks (1: the paper's design)
     dro: InterDROWeights = field(default_factory=InterDROWeights)
     n_eval_images: int = 512  # held-out images for PSNR / usage
-    n_eval_prompts: int = 200  # held-out captions for generation metrics
+    n_eval_prompts: int = 200  # test-split captions for generation metrics
+    n_val_prompts: int = 96  # validation-split captions for the card's choices (CFG variant per signal)
     cfg_scale: float = 3.0
     top_k: int = 0
     temperature: float = 1.0
@@ -64,14 +70,17 @@ class TrainPreset:
 
 TRAIN_PRESETS = {
     "tiny": TrainPreset(vq="tiny", gpt="tiny", n_train=64, vq_steps=6, vq_dec_steps=3, vq_batch=8, gpt_steps=4,
-                        gpt_batch=4, dev_steps=4, dev_batch=4, n_eval_images=16, n_eval_prompts=8),
+                        gpt_batch=4, dev_steps=4, dev_batch=4, n_eval_images=16, n_eval_prompts=8, n_val_prompts=4),
     # Default Inter-DRO weights (docs/models.md, "Inter-DRO weights"): the L1 anchors dominate. They
     # pull p_hi up and p_lo down only where p_cloud lies outside the interval, so the interval's width
     # learns |p_cloud - p_mid| (the speculative rejection mass); the CE anchor on p_hi (pushes every
     # r up) and the DRO term on p_lo (pushes r to 0 at the hard positions) blur that. Short-run sweep
     # (120 steps, 32 held-out prompts): AUROC(U) 0.81 vs 0.78 for lambda_v=2/lambda_dro=0.1, 0.80
     # with lambda_dro=0.1; entropy 0.79 in every run.
-    "shapes-256": TrainPreset(dro=InterDROWeights(lambda_v=10.0, lambda_p=0.1, lambda_dro=0.0)),
+    # Issue 17: plus guidance-consistent KL distillation (lambda_kl per term; every image run with
+    # both captions), which lifts greedy agreement where more Inter-DRO does not.
+    "shapes-256": TrainPreset(dro=InterDROWeights(lambda_v=10.0, lambda_p=0.1, lambda_dro=0.0, lambda_kl=1.0)),
+    "shapes-256-dro-only": TrainPreset(dro=InterDROWeights(lambda_v=10.0, lambda_p=0.1, lambda_dro=0.0)),
     "shapes-256-l1x2": TrainPreset(dro=InterDROWeights(lambda_v=2.0, lambda_dro=0.1)),  # the 2nd shipped variant
     "shapes-256-even": TrainPreset(),  # all Inter-DRO weights 1.0 (the first trained variant)
 }
@@ -171,8 +180,9 @@ def train_scenes(p: TrainPreset, data_dir=None) -> SceneSet:
 
 
 def heldout_scenes(n: int, data_dir=None) -> SceneSet:
-    """Held-out scenes for the card: ``n`` EVAL_SEED scenes, or all of a user folder's last 10%."""
-    return folder_split(data_dir)[1] if data_dir else make_dataset(n, EVAL_SEED)
+    """Held-out scenes for the card, the ``test`` split: ``n`` EVAL_SEED scenes, or a user folder's
+    test rows (the second half of its last 10%)."""
+    return splits.folder_rows("test", data_dir) if data_dir else splits.scenes("test", n)
 
 
 def data_record(p: TrainPreset, data_dir=None) -> dict:
@@ -365,18 +375,29 @@ def _sha(out_dir, kind: str) -> str:
 # ---------------------------------------------------------------- device (Inter-DRO)
 
 def device_step_loss(dev: DeviceModel, cloud: GPT, cap, img, w: InterDROWeights, with_phi: bool,
-                     precision: str = "fp32") -> dict:
+                     precision: str = "fp32", cfg_scale: float = 3.0) -> dict:
     """Inter-DRO terms for one teacher-forced batch (+ phi's cloud loss on the injected run).
 
-    ``precision`` applies to the frozen cloud's passes only; the device and InterFuse stay fp32."""
+    With ``w.lambda_kl`` > 0 every image is run with its caption and with the null caption (2B rows,
+    caption rows first): Inter-DRO on both branches plus the three distillation KL terms
+    (``distill_loss``: guided at ``cfg_scale``, caption branch, null branch). Otherwise ``cap`` is
+    used as given (the caller drops captions for the null branch). ``precision`` applies to the
+    frozen cloud's passes only; the device and InterFuse stay fp32."""
     Lc = cloud.cfg.cap_len
     dev_type = str(next(cloud.parameters()).device)
-    seq = sequence(cap, img)  # (B, Lc + N - 1)
+    if w.lambda_kl > 0:
+        cap, img = with_null(cap, cloud.cfg.null_id), img.repeat(2, 1)
+    seq = sequence(cap, img)  # (B or 2B, Lc + N - 1)
     with torch.no_grad(), autocast(dev_type, precision):
         logits = cloud(seq)[:, Lc - 1:]
-    log_p_cloud = F.log_softmax(logits.float(), -1)  # (B, N, V)
+    logits = logits.float()
+    log_p_cloud = F.log_softmax(logits, -1)  # (B, N, V)
     out = dev(seq)
-    terms = inter_dro_loss(out.positions(Lc - 1), log_p_cloud, w)
+    pos = out.positions(Lc - 1)
+    terms = inter_dro_loss(pos, log_p_cloud, w)
+    if w.lambda_kl > 0:
+        terms.update(distill_loss(pos.c, logits, cfg_scale, w))
+        terms["total"] = terms["total"] + terms["kl_guided"] + terms["kl_caption"] + terms["kl_null"]
     if with_phi:  # phi learns only from the cloud's loss: its inputs are detached
         f = dev.phi(out.h.detach(), out.p_lo.detach(), out.p_hi.detach())  # (B, T, D)
         f = f * (torch.arange(seq.shape[1], device=seq.device) >= Lc)[None, :, None]  # image inputs only
@@ -389,27 +410,48 @@ def device_step_loss(dev: DeviceModel, cloud: GPT, cap, img, w: InterDROWeights,
 def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
                  progress: Progress | None = None, time_budget_s: float | None = None,
                  precision: str = "auto", steps: int | None = None, data_dir=None,
-                 batch: int | None = None) -> dict:
-    """Train the device layer, Inter-Head and phi against the frozen cloud; save ``device.*``."""
+                 batch: int | None = None, layers: int | None = None, kl: float | None = None,
+                 resume: bool = False, phi_every: int | None = None) -> dict:
+    """Train the device trunk, Inter-Head and phi against the frozen cloud; save ``device.*``.
+
+    ``layers``: trunk depth (the cloud's first ``layers`` blocks; default the preset's
+    ``dev_layers``, 1). ``kl``: the distillation weight ``lambda_kl`` (default the preset's).
+    ``resume``: continue from the saved device (new optimiser and warm-up; the card keeps the
+    earlier rounds; its depth wins over ``layers``; peak lr ``dev_resume_lr``). ``phi_every``: train
+    phi every this many steps (default the preset's)."""
     p, t0 = get_preset(preset), time.time()
-    p = replace(p, dev_steps=steps or p.dev_steps, dev_batch=batch or p.dev_batch)
+    p = replace(p, dev_steps=steps or p.dev_steps, dev_batch=batch or p.dev_batch,
+                dev_layers=layers or p.dev_layers, dev_phi_every=phi_every or p.dev_phi_every, dro=p.dro if kl is None else replace(p.dro, lambda_kl=kl))
+    if p.dev_layers < 1:
+        raise CiarsimError(f"train device: layers must be >= 1, got {p.dev_layers}")
     precision = resolve_precision(precision, device)
     vq, _ = ck.load_checkpoint(out_dir, "tokenizer", device)
     cloud, cloud_card = ck.load_checkpoint(out_dir, "cloud", device)
     cloud.requires_grad_(False)
+    if p.dev_layers > cloud.cfg.n_layer:
+        raise CiarsimError(f"train device: layers={p.dev_layers} exceeds the cloud's {cloud.cfg.n_layer} blocks")
     caps, codes = encode_scenes(vq, train_scenes(p, data_dir), ck.caption_tokenizer(cloud_card), device)
-    gen = torch.Generator().manual_seed(p.seed + 2)
-    dev = DeviceModel(DeviceConfig(cloud=cloud.cfg)).to(device)
-    dev.init_from_cloud(cloud)
-    opt = torch.optim.AdamW(dev.parameters(), lr=p.dev_lr, weight_decay=0.0, betas=(0.9, 0.95))
-    sched, step = Schedule(p.dev_steps, p.dev_lr, time_budget_s), 0
-    saver = PartialSaver(out_dir, "device", {})
+    earlier = []
+    if resume:
+        dev, old = ck.load_checkpoint(out_dir, "device", device)
+        dev.train()
+        earlier = old.get("training", {}).pop("earlier_rounds", []) + [old.get("training", {})]
+        p = replace(p, dev_layers=dev.cfg.n_layer)
+    else:
+        dev = DeviceModel(DeviceConfig(cloud=cloud.cfg, n_layer=p.dev_layers)).to(device)
+        dev.init_from_cloud(cloud)
+    gen = torch.Generator().manual_seed(p.seed + 2 + len(earlier))
+    lr = p.dev_resume_lr if resume else p.dev_lr
+    opt = torch.optim.AdamW(dev.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.95))
+    sched, step = Schedule(p.dev_steps, lr, time_budget_s), 0
+    data = {**data_record(p, data_dir), "cloud_sha256": _sha(out_dir, "cloud")}
+    saver = PartialSaver(out_dir, "device", {"data": data, "training": {"earlier_rounds": earlier}})
     while not sched.done(step):
         idx = _batch_idx(gen, len(caps), p.dev_batch)
-        cap = drop_condition(caps[idx], cloud.cfg.cond_drop, cloud.cfg.null_id, gen).to(device)
+        cap = caps[idx] if p.dro.lambda_kl > 0 else drop_condition(caps[idx], cloud.cfg.cond_drop, cloud.cfg.null_id, gen)
         _set_lr(opt, sched.lr(step))
-        terms = device_step_loss(dev, cloud, cap, codes[idx].to(device), p.dro, with_phi=step % 2 == 0,
-                                 precision=precision)
+        terms = device_step_loss(dev, cloud, cap.to(device), codes[idx].to(device), p.dro, with_phi=step % p.dev_phi_every == 0,
+                                 precision=precision, cfg_scale=p.cfg_scale)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(dev.parameters(), 1.0)
@@ -420,13 +462,15 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
         saver(dev, step + 1)
         step += 1
     return ck.save_checkpoint(dev, out_dir, "device", {
-        "data": {**data_record(p, data_dir), "cloud_sha256": _sha(out_dir, "cloud")},
+        "data": data,
         "training": {"steps": step, "planned_steps": p.dev_steps, "time_budget_s": time_budget_s,
-                     "final_loss": {k: round(v.item(), 4) for k, v in terms.items()}, "batch": p.dev_batch, "lr": p.dev_lr, "device": device,
-                     "precision_cloud_passes": precision,
+                     "final_loss": {k: round(v.item(), 4) for k, v in terms.items()}, "batch": p.dev_batch, "lr": lr, "device": device,
+                     "precision_cloud_passes": precision, "layers": p.dev_layers, "resumed": resume,
                      "seconds": round(time.time() - t0, 1), "loss_weights": p.dro.to_dict(),
-                     "phi_every": 2, "cond_drop": cloud.cfg.cond_drop,
-                     "teacher": "frozen cloud, teacher-forced on training-scene codes"}})
+                     "phi_every": p.dev_phi_every, "cond_drop": cloud.cfg.cond_drop,
+                     "both_captions": p.dro.lambda_kl > 0, "cfg_scale": p.cfg_scale,
+                     "teacher": "frozen cloud, teacher-forced on training-scene codes", "earlier_rounds": earlier,
+                     "total_steps": step + sum(r.get("steps", 0) for r in earlier)}})
 
 
 # ---------------------------------------------------------------- evaluation (card metrics)
@@ -459,13 +503,21 @@ def device_generate(dev: DeviceModel, cap: torch.Tensor, cfg_scale: float) -> to
 
 
 @torch.no_grad()
-def teacher_forced_batches(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: float, batch: int = 16):
-    """Teacher-force cloud and device on given image codes, ``batch`` prompts at a time: yields the
-    cloud's CFG-guided next-token p (b, N, V) and the device's raw cond|uncond outputs (2b, N, ...)."""
+def teacher_forced_raw(cloud: GPT, dev: DeviceModel, cap, codes, batch: int = 16):
+    """Teacher-force cloud and device on given image codes, ``batch`` prompts at a time, both with
+    caption and null caption: yields the cloud's raw cond|uncond logits (2b, N, V) and the device's
+    raw cond|uncond outputs (2b, N, ...)."""
     Lc, null = cloud.cfg.cap_len, cloud.cfg.null_id
     for i in range(0, cap.shape[0], batch):
         seq = sequence(with_null(cap[i:i + batch], null), codes[i:i + batch].repeat(2, 1))
-        yield F.softmax(cfg_mix(cloud(seq)[:, Lc - 1:], cfg_scale), -1), dev(seq).positions(Lc - 1)
+        yield cloud(seq)[:, Lc - 1:].float(), dev(seq).positions(Lc - 1)
+
+
+@torch.no_grad()
+def teacher_forced_batches(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: float, batch: int = 16):
+    """As ``teacher_forced_raw``, with the cloud's CFG-guided next-token p (b, N, V)."""
+    for logits, out in teacher_forced_raw(cloud, dev, cap, codes, batch):
+        yield F.softmax(cfg_mix(logits, cfg_scale), -1), out
 
 
 def greedy_rejection(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -477,19 +529,56 @@ def greedy_rejection(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def teacher_forced_signals(cloud: GPT, dev: DeviceModel, cap, codes, cfg_scale: float, batch: int = 16) -> dict:
-    """Per image position on given sequences: cloud p and device q (both CFG-guided) ->
-    greedy agreement, rejection labels and the three uncertainty signals (flat numpy arrays)."""
-    cols = {k: [] for k in ("agree", "reject", "U", "entropy", "one_minus_max")}
-    for p, out in teacher_forced_batches(cloud, dev, cap, codes, cfg_scale, batch):
-        g = guide(out, cfg_scale)
-        q = g.p_mid
+    """Per prompt and image position on given sequences, arrays (n_prompts, N): greedy agreement
+    with CFG (``agree``) and on the caption branch alone (``agree_caption``), the rejection label
+    (device greedy token x, p cloud, q device p_mid, both guided), and every uncertainty signal in
+    both CFG variants (``"{signal}/{variant}"``, ``device.signal_score``)."""
+    cols: dict[str, list] = {}
+    for logits, out in teacher_forced_raw(cloud, dev, cap, codes, batch):
+        p = F.softmax(cfg_mix(logits, cfg_scale), -1)
+        q = F.softmax(cfg_mix(out.c, cfg_scale), -1)
         x, reject = greedy_rejection(p, q)
-        cols["agree"].append((x.squeeze(-1) == p.argmax(-1)).flatten())
-        cols["reject"].append(reject.flatten())
-        cols["U"].append(g.U.flatten())
-        cols["entropy"].append(-(q * g.log_p_mid).sum(-1).flatten())
-        cols["one_minus_max"].append((1 - q.max(-1).values).flatten())
-    return {k: torch.cat(v).numpy() for k, v in cols.items()}
+        row = {"agree": x.squeeze(-1) == p.argmax(-1), "reject": reject,
+               "agree_caption": out.c.chunk(2)[0].argmax(-1) == logits.chunk(2)[0].argmax(-1)}
+        for sig in SIGNALS:
+            for var in CFG_VARIANTS:
+                row[f"{sig}/{var}"] = signal_score(out, cfg_scale, sig, var)
+        for k, v in row.items():
+            cols.setdefault(k, []).append(v)
+    return {k: torch.cat(v).float().numpy() if k not in ("agree", "reject", "agree_caption")
+            else torch.cat(v).numpy() for k, v in cols.items()}
+
+
+def choose_variants(sig: dict) -> dict[str, dict]:
+    """The selection rule, the same for every signal: the CFG variant with the higher AUROC against
+    the rejection label (what a gate is for) on the given (validation) signals; ties -> guided;
+    not measurable (one class only) -> ``DEFAULT_VARIANTS``."""
+    out = {}
+    for name in SIGNALS:
+        a = {v: auroc(sig[f"{name}/{v}"].ravel(), sig["reject"].ravel()) for v in CFG_VARIANTS}
+        best = ("conditional" if a["conditional"] > a["guided"] else "guided" if a["guided"] >= a["conditional"]
+                else DEFAULT_VARIANTS[name])
+        out[name] = {"variant": best, **{f"auroc_reject_{v}": _num(a[v]) for v in CFG_VARIANTS}}
+    return out
+
+
+def bootstrap_ci(stat: Callable, arrays: list, reps: int = 200, seed: int = 0) -> list[float]:
+    """95% percentile interval of ``stat(*arrays)`` resampling prompts (the arrays' first axis)."""
+    rng = np.random.default_rng(seed)
+    n = len(arrays[0])
+    vals = np.array([stat(*(a[idx] for a in arrays)) for idx in (rng.integers(0, n, n) for _ in range(reps))])
+    if not np.isfinite(vals).any():
+        return [None, None]
+    lo, hi = np.nanpercentile(vals, [2.5, 97.5])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def _mean_ci(x: np.ndarray, seed: int) -> dict:
+    return {"mean": round(float(x.mean()), 4), "ci95": bootstrap_ci(lambda a: a.mean(), [x], seed=seed)}
+
+
+def _auroc_flat(s, y) -> float:
+    return auroc(s.ravel(), y.ravel())
 
 
 def _no_quality(images, captions, ref) -> dict:
@@ -511,12 +600,17 @@ def _quality(images: np.ndarray, captions: list[str], ref: np.ndarray) -> dict:
 @torch.no_grad()
 def evaluate_models(out_dir, preset: str = "shapes-256", device: str = "cpu",
                     progress: Progress | None = None, data_dir=None) -> dict:
-    """Measure every card metric on held-out EVAL_SEED prompts (or a user folder's held-out rows,
-    where the attribute-classifier metrics do not apply); write card.json and CARD.md."""
+    """Measure every card metric; write card.json and CARD.md.
+
+    Choices on the ``validation`` prompt split (``ciarsim.nn.splits``): each signal's CFG variant
+    (``choose_variants``). Every reported number on the ``test`` split (``n_eval_prompts`` prompts
+    from 0; a user folder's test rows, where the attribute-classifier metrics do not apply), with 95%
+    intervals from a bootstrap over prompts."""
     p, t0 = get_preset(preset), time.time()
     models = ck.load_models(out_dir, device)
     vq, cloud, dev = models.tokenizer, models.cloud, models.device
     data = heldout_scenes(p.n_eval_prompts, data_dir)
+    val = splits.scenes("validation", p.n_val_prompts) if not data_dir else splits.folder_rows("validation", data_dir)
     n = len(data.captions)
     cap = torch.from_numpy(models.captions.encode_batch(data.captions)).to(device)
     quality = _quality if not data_dir else _no_quality
@@ -524,43 +618,75 @@ def evaluate_models(out_dir, preset: str = "shapes-256", device: str = "cpu",
     gen = torch.Generator(device=device).manual_seed(p.seed + 3)
     cloud_codes = torch.cat([generate(cloud, cap[i:i + 100], p.cfg_scale, p.temperature, p.top_k, gen)
                              for i in range(0, n, 100)])
-    _report(progress, "evaluate", 1, 4, {"cloud_samples_s": time.time() - t0})
+    _report(progress, "evaluate", 1, 5, {"cloud_samples_s": time.time() - t0})
     dev_codes = torch.cat([device_generate(dev, cap[i:i + 100], p.cfg_scale) for i in range(0, n, 100)])
-    _report(progress, "evaluate", 2, 4, {"device_samples_s": time.time() - t0})
+    _report(progress, "evaluate", 2, 5, {"device_samples_s": time.time() - t0})
     cloud_q = quality(vq.decode_code(cloud_codes).cpu().numpy(), data.captions, ref)
     dev_q = quality(vq.decode_code(dev_codes).cpu().numpy(), data.captions, ref)
     real_q = quality(data.images, data.captions, ref)  # the same prompts' real images: the ceiling
-    recon_q = quality(vq.decode_code(vq.encode(torch.from_numpy(data.images).to(device))).cpu().numpy(),
-                      data.captions, ref)  # real images through the tokenizer
+    real_codes = vq.encode(torch.from_numpy(data.images).to(device))
+    recon_q = quality(vq.decode_code(real_codes).cpu().numpy(), data.captions, ref)  # real images through the tokenizer
     sig = teacher_forced_signals(cloud, dev, cap, cloud_codes, p.cfg_scale)
-    _report(progress, "evaluate", 3, 4, {"signals_s": time.time() - t0})
+    real = teacher_forced_signals(cloud, dev, cap, real_codes, p.cfg_scale)  # the paper-like protocol
+    _report(progress, "evaluate", 3, 5, {"signals_s": time.time() - t0})
+    chosen = {}
+    if len(val.captions):  # the CFG variant of each signal, chosen on validation prompts
+        vcap = torch.from_numpy(models.captions.encode_batch(val.captions)).to(device)
+        vgen = torch.Generator(device=device).manual_seed(p.seed + 4)
+        vcodes = torch.cat([generate(cloud, vcap[i:i + 100], p.cfg_scale, p.temperature, p.top_k, vgen)
+                            for i in range(0, len(vcap), 100)])
+        chosen = choose_variants(teacher_forced_signals(cloud, dev, vcap, vcodes, p.cfg_scale))
+    _report(progress, "evaluate", 4, 5, {"validation_s": time.time() - t0})
     tok = models.card.get("tokenizer") or ck.read_json(Path(out_dir) / "tokenizer.json", "tokenizer").get("metrics", {})
     if "psnr_db" not in tok:
         tok = eval_tokenizer(vq, p.n_eval_images, device, data_dir)
     disagree = ~sig["agree"]
+    agree = {"greedy_agreement": _mean_ci(sig["agree"], p.seed),
+             "greedy_agreement_caption_branch": _mean_ci(sig["agree_caption"], p.seed),
+             "greedy_agreement_real_codes": _mean_ci(real["agree"], p.seed),
+             "greedy_agreement_paper_like": _mean_ci(real["agree_caption"], p.seed)}
     card = {
         "model_set": Path(out_dir).name, "preset": preset,
-        "eval": {**({"seed": EVAL_SEED} if not data_dir else {"prompts": "held-out rows of " + str(data_dir)}),
+        "eval": {**({"split": "test", "seed": EVAL_SEED} if not data_dir else
+                    {"split": "test", "prompts": "held-out test rows of " + str(data_dir)}),
                  "n_prompts": n, "n_positions": int(sig["agree"].size),
+                 "validation": {"split": "validation", "n_prompts": len(val.captions),
+                                **({"seed": splits.VALIDATION_SEED} if not data_dir else {}),
+                                "chooses": "each signal's CFG variant (higher AUROC against the rejection label)"},
                  "n_reference_images": 0 if ref is None else int(len(ref)), "cfg_scale": p.cfg_scale, "top_k": p.top_k,
                  "temperature": p.temperature, "device_decoding": "greedy on CFG-guided p_mid",
                  "signals_on": "teacher-forced on held-out cloud samples; proposal = device greedy token",
+                 "paper_like_protocol": "teacher-forced on the test prompts' real images' codes, caption branch only "
+                                        "(device and cloud greedy without guidance)",
+                 "ci": "95% percentile bootstrap over prompts, 200 resamples",
                  "reject_label": "1 - min(1, p(x)/q(x)) > 0.5", "seconds": round(time.time() - t0, 1)},
         "reference": {"real_images": real_q, "tokenizer_reconstructions": recon_q,
                       "note": "same held-out prompts' real images (and their VQ reconstructions) scored like the "
                               "samples: the ceiling for caption consistency and the FD floor at this sample size"},
         "tokenizer": tok,
         "cloud": cloud_q,
-        "device": {**dev_q, "greedy_agreement": round(float(sig["agree"].mean()), 4)},
-        "interhead": {"reject_rate": round(float(sig["reject"].mean()), 4)},
+        "device": {**dev_q, "layers": dev.cfg.n_layer, "greedy_agreement": agree["greedy_agreement"]["mean"],
+                   "greedy_agreement_ci95": agree["greedy_agreement"]["ci95"],
+                   **{k: v for k, v in agree.items() if k != "greedy_agreement"}},
+        "interhead": {"reject_rate": round(float(sig["reject"].mean()), 4),
+                      "cfg_variant": {k: v["variant"] for k, v in chosen.items()} or dict(DEFAULT_VARIANTS),
+                      "validation_auroc_reject": {f"{k}/{var}": v[f"auroc_reject_{var}"] for k, v in chosen.items()
+                                                  for var in CFG_VARIANTS}},
         "targets": {},
     }
-    for name, key in (("interval", "U"), ("entropy", "entropy"), ("max_prob", "one_minus_max")):
-        card["interhead"][f"auroc_{name}"] = _num(auroc(sig[key], sig["reject"]))
-        card["interhead"][f"auroc_{name}_vs_greedy_disagreement"] = _num(auroc(sig[key], disagree))
+    ih = card["interhead"]
+    for name, key in (("interval", "interval"), ("entropy", "entropy"), ("max_prob", "max_prob")):
+        score = sig[f"{key}/{ih['cfg_variant'][key]}"]
+        ih[f"auroc_{name}"] = _num(_auroc_flat(score, sig["reject"]))
+        ih[f"auroc_{name}_ci95"] = bootstrap_ci(_auroc_flat, [score, sig["reject"]], seed=p.seed)
+        ih[f"auroc_{name}_vs_greedy_disagreement"] = _num(_auroc_flat(score, disagree))
+        ih[f"auroc_{name}_vs_greedy_disagreement_ci95"] = bootstrap_ci(_auroc_flat, [score, disagree], seed=p.seed)
+    ih["all_variants"] = {f"{k}/{v}": {"reject": _num(_auroc_flat(sig[f"{k}/{v}"], sig["reject"])),
+                                      "greedy_disagreement": _num(_auroc_flat(sig[f"{k}/{v}"], disagree))}
+                          for k in SIGNALS for v in CFG_VARIANTS}
     card["targets"] = _targets(card)
     write_card(out_dir, card)
-    _report(progress, "evaluate", 4, 4, {"seconds": time.time() - t0})
+    _report(progress, "evaluate", 5, 5, {"seconds": time.time() - t0})
     return card
 
 
@@ -595,7 +721,11 @@ def _targets(card: dict) -> dict:
 
     def chk(ok):
         return None if ok is None else bool(ok)
+    layers = card["device"].get("layers", 1)
+    agree_goal = 0.51 if layers == 1 else 0.53  # issue 17
     return {
+        f"device.greedy_agreement >= {agree_goal} ({layers} layer{'s' if layers > 1 else ''})":
+            chk(card["device"]["greedy_agreement"] >= agree_goal),
         "tokenizer.psnr_db >= 28": chk(card["tokenizer"]["psnr_db"] >= 28),
         "tokenizer.codebook_usage >= 0.80": chk(card["tokenizer"]["codebook_usage"] >= 0.80),
         "cloud.caption_consistency >= 0.85": chk(None if cc is None else cc >= 0.85),
@@ -606,25 +736,50 @@ def _targets(card: dict) -> dict:
     }
 
 
+def _cell(v) -> str:
+    if isinstance(v, dict) and "mean" in v:
+        return f"{v['mean']} ({v['ci95'][0]}-{v['ci95'][1]})"
+    if isinstance(v, list) and len(v) == 2:
+        return f"{v[0]}-{v[1]}"
+    return str(v)
+
+
 def card_markdown(card: dict) -> str:
     e = card["eval"]
     source = ("procedural captioned scenes (`ciarsim.nn.data`, TRAIN_SEED); every number below is measured "
-              "on held-out EVAL_SEED data" if "prompts" not in e else
+              "on the test prompt split (EVAL_SEED, `ciarsim.nn.splits`)" if "prompts" not in e else
               f"a user folder; every number below is measured on its {e['prompts']}")
+    val = e.get("validation", {})
     lines = [f"# Decision models `{card['model_set']}`", "",
              f"Small LlamaGen-style models trained on {source} "
              f"({e['n_prompts']} prompts, {e['n_positions']} teacher-forced positions, "
-             f"CFG {e['cfg_scale']}, top-k {e['top_k'] or 'off'}, T {e['temperature']}).", "",
+             f"CFG {e['cfg_scale']}, top-k {e['top_k'] or 'off'}, T {e['temperature']}). "
+             + (f"Choices ({val['chooses']}) were made on {val['n_prompts']} validation prompts. " if val else "")
+             + (f"Intervals: {e['ci']}." if "ci" in e else ""), "",
              "| metric | value |", "|---|---|"]
+    skip = {"note", "n_eval_images", "eval_seed", "all_variants", "validation_auroc_reject"}
     for sec in ("tokenizer", "cloud", "device", "interhead", "reference"):
         for k, v in card[sec].items():
-            if isinstance(v, dict):
-                lines += [f"| {sec}.{k}.{kk} | {vv} |" for kk, vv in v.items()]
+            if k in skip:
                 continue
-            if k == "note":
+            if isinstance(v, dict) and "mean" not in v:
+                lines += [f"| {sec}.{k}.{kk} | {_cell(vv)} |" for kk, vv in v.items()]
                 continue
-            if k not in ("n_eval_images", "eval_seed"):
-                lines.append(f"| {sec}.{k} | {v} |")
+            lines.append(f"| {sec}.{k} | {_cell(v)} |")
+    allv = card["interhead"].get("all_variants")
+    if allv:
+        chosen = card["interhead"].get("cfg_variant", {})
+        vauc = card["interhead"].get("validation_auroc_reject", {})
+        lines += ["", "## Signals under CFG", "",
+                  "Every signal scored on the guided proposal and on the caption branch alone (for U: the interval "
+                  "propagated through the guidance, or the caption branch's interval). One rule picks each signal's "
+                  "variant: the higher AUROC against the rejection label on the validation prompts. Test AUROCs:", "",
+                  "| signal / variant | validation AUROC, rejection | test AUROC, rejection | "
+                  "test AUROC, greedy disagreement | chosen |", "|---|---|---|---|---|"]
+        for k, v in allv.items():
+            sig, var = k.split("/")
+            lines.append(f"| {k} | {vauc.get(k, '-')} | {v['reject']} | {v['greedy_disagreement']} | "
+                         f"{'yes' if chosen.get(sig) == var else ''} |")
     lines += ["", "## Targets", "", "| target | met |", "|---|---|"]
     lines += [f"| {k} | {'yes' if v else ('not measured' if v is None else '**missed**')} |"
               for k, v in card["targets"].items()]
@@ -636,22 +791,27 @@ def card_markdown(card: dict) -> str:
     if card.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in card["notes"]]
     lines += ["", "Definitions: greedy agreement = share of positions where the device's greedy token equals "
-              "the cloud's greedy token (both CFG-guided), teacher-forced on the cloud's own held-out samples. "
+              "the cloud's greedy token (both CFG-guided), teacher-forced on the cloud's own test-prompt samples "
+              "(the card's protocol); `_caption_branch`: both without guidance; `_real_codes`: teacher-forced on "
+              "the test prompts' real images' codes; `_paper_like`: both (caption branch, real codes). "
               f"Rejection label: {e['reject_label']} for the device's greedy token x (p cloud, q device p_mid). "
-              "AUROC scores: U (interval), entropy of q, 1 - max q. Rebuild: `ciarsim train all`.", ""]
+              "AUROC scores: U (interval), entropy of q, 1 - max q, each in its chosen CFG variant "
+              "(`interhead.cfg_variant`). Rebuild: `ciarsim train all`.", ""]
     return "\n".join(lines)
 
 
 def train_all(out_dir, preset: str = "shapes-256", device: str = "cpu", progress: Progress | None = None,
               cloud_budget_s: float | None = None, device_budget_s: float | None = None,
-              precision: str = "auto", data_dir=None) -> dict:
+              precision: str = "auto", data_dir=None, device_layers: int | None = None,
+              kl: float | None = None) -> dict:
     """Tokenizer, cloud, device, then the card metrics; returns the aggregate card.
 
     The optional budgets cap the cloud / device training wall-clock time (seconds); ``data_dir``
     trains on a user folder (images + captions.csv) instead of the procedural scenes."""
     train_tokenizer(out_dir, preset, device, progress, data_dir=data_dir)
     train_cloud(out_dir, preset, device, progress, cloud_budget_s, precision=precision, data_dir=data_dir)
-    train_device(out_dir, preset, device, progress, device_budget_s, precision=precision, data_dir=data_dir)
+    train_device(out_dir, preset, device, progress, device_budget_s, precision=precision, data_dir=data_dir,
+                 layers=device_layers, kl=kl)
     return evaluate_models(out_dir, preset, device, progress, data_dir=data_dir)
 
 
@@ -663,12 +823,15 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--budget-min", type=float, default=None,
                     help="wall-clock cap in minutes for cloud/device training (all: split 70/30)")
-    ap.add_argument("--resume", action="store_true", help="cloud: continue from the saved checkpoint")
+    ap.add_argument("--resume", action="store_true", help="cloud/device: continue from the saved checkpoint")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids contention)")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="GPT passes: bf16 autocast (auto: where the hardware has bf16) or fp32")
     ap.add_argument("--steps", type=int, default=None, help="cloud/device: override the preset's step count")
     ap.add_argument("--batch", type=int, default=None, help="cloud/device: override the preset's batch size")
+    ap.add_argument("--device-layers", type=int, default=None, help="device: trunk depth (default 1)")
+    ap.add_argument("--phi-every", type=int, default=None, help="device: train phi every N steps (default 2)")
+    ap.add_argument("--kl", type=float, default=None, help="device: distillation weight lambda_kl (default: preset)")
     ap.add_argument("--data", default=None, help="train on a folder of images + captions.csv (file,caption)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -692,6 +855,12 @@ def main(argv=None) -> None:
         kw["steps"] = a.steps
     if a.what in ("cloud", "device") and a.batch:
         kw["batch"] = a.batch
+    if a.what in ("device", "all") and a.device_layers:
+        kw["layers" if a.what == "device" else "device_layers"] = a.device_layers
+    if a.what in ("device", "all") and a.kl is not None:
+        kw["kl"] = a.kl
+    if a.what == "device" and a.phi_every:
+        kw["phi_every"] = a.phi_every
     if a.data:
         kw["data_dir"] = a.data
     fn(a.out, preset=a.preset, device=a.device, progress=progress, **kw)

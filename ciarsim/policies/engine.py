@@ -40,6 +40,7 @@ class StepView:
     device_logits: torch.Tensor | None  # guided centre logits c
     u_interval: np.ndarray | None  # CIAR's U for this position
     features: torch.Tensor | None  # f_I of the input just processed (2N, 1, D), for injection
+    device_cond_logits: torch.Tensor | None = None  # the caption branch's centre logits (N, V)
 
 
 class Lockstep:
@@ -48,6 +49,7 @@ class Lockstep:
     def __init__(self, models, captions: torch.Tensor, cfg_scale: float, *, use_device: bool,
                  use_cloud: bool, inject: bool) -> None:  # fmt: skip
         self.m, self.scale = models, cfg_scale
+        self.u_variant = getattr(models, "cfg_variants", {}).get("interval", "conditional")
         self.use_device, self.use_cloud, self.inject = use_device, use_cloud, inject
         ids = gpt.with_null(captions, models.cloud.cfg.null_id)  # (2N, Lc)
         n2 = ids.shape[0]
@@ -97,8 +99,8 @@ class Lockstep:
         cl = gpt.cfg_mix(cloud, self.scale) if cloud is not None else None
         if dev is None:
             return StepView(cl, None, None, feats)
-        g = guide(dev, self.scale)  # (N, 1, V)
-        return StepView(cl, g.c[:, -1], g.U[:, -1].double().numpy(), feats)
+        g = guide(dev, self.scale, self.u_variant)  # (N, 1, V); U in the model set's chosen CFG variant
+        return StepView(cl, g.c[:, -1], g.U[:, -1].double().numpy(), feats, g.c_cond[:, -1])
 
 
 def _pair(tokens: np.ndarray) -> torch.Tensor:
@@ -110,38 +112,42 @@ def _pair(tokens: np.ndarray) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Prompts:
-    """The prompts of a workload: indices into the held-out set, captions and token ids.
+    """The prompts of a workload: indices into a prompt split, captions and token ids.
 
-    ``folder``: the user folder the prompts come from (None: the procedural EVAL_SEED set)."""
+    ``folder``: the user folder the prompts come from (None: the procedural scenes of ``split``)."""
 
     images: np.ndarray  # (N,) prompt indices
     captions: list[str]
     cap_ids: torch.Tensor  # (N, Lc) int64
     folder: str | None = None
+    split: str = "test"  # ciarsim.nn.splits
 
 
-def load_prompts(start: int, count: int, cap_len: int, tok=None, data: dict | None = None) -> Prompts:
-    """Held-out captions ``start .. start + count`` encoded with ``tok`` (the model set's caption
-    tokenizer; the grammar's by default). ``data`` is the cloud card's training-data record: for a
-    model set trained on a user folder the prompts are that folder's held-out rows, otherwise the
-    generator's EVAL_SEED set."""
-    from ciarsim.nn.data import EVAL_SEED, CaptionTokenizer, make_dataset  # noqa: PLC0415
+def load_prompts(start: int, count: int, cap_len: int, tok=None, data: dict | None = None,
+                 split: str = "test") -> Prompts:
+    """Captions ``start .. start + count`` of the prompt ``split`` (``ciarsim.nn.splits``: every
+    workload reads ``test``; calibration reads ``validation``) encoded with ``tok`` (the model
+    set's caption tokenizer; the grammar's by default). ``data`` is the cloud card's training-data
+    record: for a model set trained on a user folder the prompts are that folder's held-out rows of
+    the split, otherwise the generator's scenes of the split's seed."""
+    from ciarsim.nn import splits  # noqa: PLC0415
+    from ciarsim.nn.data import CaptionTokenizer  # noqa: PLC0415
 
     data = data or {}
     folder = data.get("path") if data.get("source") == "folder" else None
     if folder is None:
-        captions = make_dataset(count, EVAL_SEED, start=start).captions
+        captions = splits.scenes(split, count, start).captions
     else:
-        captions = _folder_captions(folder, data.get("captions_csv_sha256"), start, count)
+        captions = _folder_captions(folder, data.get("captions_csv_sha256"), start, count, split)
     tok = tok or CaptionTokenizer()
     ids = [tok.encode(c)[:cap_len] for c in captions]
     ids = [row + [0] * (cap_len - len(row)) for row in ids]
-    return Prompts(np.arange(start, start + count), list(captions), torch.tensor(ids), folder)
+    return Prompts(np.arange(start, start + count), list(captions), torch.tensor(ids), folder, split)
 
 
-def _folder_captions(folder: str, csv_sha256: str | None, start: int, count: int) -> list[str]:
-    """Held-out captions of the user folder a model set was trained on, checked against its card."""
-    from ciarsim.nn.data import folder_split  # noqa: PLC0415
+def _folder_captions(folder: str, csv_sha256: str | None, start: int, count: int, split: str = "test") -> list[str]:
+    """Held-out captions (of ``split``) of the user folder a model set was trained on, checked against its card."""
+    from ciarsim.nn.splits import folder_rows  # noqa: PLC0415
 
     if not Path(folder).is_dir():
         raise ScenarioError(f"models.checkpoints: the model set was trained on the folder {folder}, which "
@@ -150,10 +156,10 @@ def _folder_captions(folder: str, csv_sha256: str | None, start: int, count: int
     if csv_sha256 and csv.is_file() and hashlib.sha256(csv.read_bytes()).hexdigest() != csv_sha256:
         raise ScenarioError(f"models.checkpoints: {csv} changed since the models were trained on it "
                             f"(sha256 {csv_sha256[:12]}… in the cloud card); retrain or restore the file")
-    held = folder_split(folder)[1].captions
+    held = folder_rows(split, folder).captions
     if start + count > len(held):
         raise ScenarioError(f"workload: images={count} from prompt_start={start} needs {start + count} "
-                            f"prompts; the model set's folder {folder} holds {len(held)} held-out captions")
+                            f"prompts; the model set's folder {folder} holds {len(held)} held-out captions in its {split} split")
     return held[start:start + count]
 
 
@@ -174,7 +180,7 @@ def load_decision_models(checkpoints: str):
 
 
 def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,
-                models=None, quality: bool = True) -> TraceSet:  # fmt: skip
+                models=None, quality: bool = True, split: str = "test") -> TraceSet:  # fmt: skip
     """Decode ``workload``'s prompts with the flow ``flow_factory(policy, images, T, seed, models)``
     in chunks of CHUNK and pack the traces. ``models`` defaults to the scenario's checkpoints.
     With ``quality`` the images are decoded and scored (see ``attach_quality``)."""
@@ -186,14 +192,14 @@ def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,
             f"{models.cloud.cfg.grid} grid, got {workload.token_grid}"
         )
     prompts = load_prompts(workload.prompt_start, workload.images, models.cloud.cfg.cap_len, models.captions,
-                           models.data)
+                           models.data, split)
     traces: list[ImageTrace] = []
     for lo in range(0, len(prompts.images), CHUNK):
         images = prompts.images[lo:lo + CHUNK]
         flow = flow_factory(policy, images, T, seed, models)
         traces.extend(flow.run(prompts.cap_ids[lo:lo + CHUNK]))
     meta = {"policy": policy.model_dump(mode="json"), "seed": seed,
-            "prompt_start": workload.prompt_start, "images": workload.images,
+            "prompt_start": workload.prompt_start, "images": workload.images, "prompt_split": split,
             "card": {k: v for k, v in models.card.items() if k in ("sha256", "hashes")}}  # fmt: skip
     ts = TraceSet.from_images(traces, meta)
     return attach_quality(ts, prompts, models) if quality else ts
@@ -205,7 +211,7 @@ def attach_quality(ts: TraceSet, prompts: Prompts, models) -> TraceSet:
     user folder get the images but no scores: the attribute classifier knows only the procedural
     scenes."""
     from ciarsim.nn import quality  # noqa: PLC0415
-    from ciarsim.nn.data import EVAL_SEED, make_dataset  # noqa: PLC0415
+    from ciarsim.nn import splits  # noqa: PLC0415
 
     with torch.no_grad():
         imgs = models.tokenizer.decode_code(torch.from_numpy(ts.tokens.astype(np.int64)))
@@ -218,7 +224,7 @@ def attach_quality(ts: TraceSet, prompts: Prompts, models) -> TraceSet:
                                 "attribute classifier scores only the procedural scenes")
         return TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source, meta, preview=preview)
     per_image = quality.caption_consistency_per_image(imgs, prompts.captions)
-    ref = make_dataset(len(prompts.images), EVAL_SEED, start=int(prompts.images[0]))
+    ref = splits.scenes(prompts.split, len(prompts.images), int(prompts.images[0]))  # the same prompts' real images
     fd = quality.frechet_distance(imgs, ref.images)
     meta["quality"] = {
         "caption_consistency": [round(float(x), 6) for x in per_image],

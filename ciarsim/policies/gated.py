@@ -10,10 +10,13 @@ from ciarsim.policies.engine import decode_with
 from ciarsim.policies.flows import GateFlow, sampling_of
 
 
-def make_gate(policy, images, T, seed):
-    """The gate function of ``policy.signal`` plus its extra upload (token ids, distributions)."""
-    simple = {"random": signals.random_gate, "entropy": signals.entropy_gate,
-              "max_prob": signals.max_prob_gate, "interval": signals.interval_gate}  # fmt: skip
+def make_gate(policy, images, T, seed, variants=None):
+    """The gate function of ``policy.signal`` plus its extra upload (token ids, distributions).
+    ``variants``: each signal's CFG variant (the model set's ``cfg_variants``; default guided)."""
+    variants = variants or {}
+    simple = {"random": signals.random_gate, "interval": signals.interval_gate,
+              "entropy": signals.variant_gate("entropy", variants.get("entropy", "guided")),
+              "max_prob": signals.variant_gate("max_prob", variants.get("max_prob", "guided"))}  # fmt: skip
     if policy.signal in simple:
         return simple[policy.signal], 0, 0
     if policy.signal == "topk_set":
@@ -24,7 +27,7 @@ def make_gate(policy, images, T, seed):
 
 
 def flow(policy, images, T, seed, models) -> GateFlow:
-    gate, extra_up, dists_up = make_gate(policy, images, T, seed)
+    gate, extra_up, dists_up = make_gate(policy, images, T, seed, getattr(models, "cfg_variants", None))
     return GateFlow(
         images=images, T=T, seed=seed, models=models, sampling=sampling_of(policy),
         prefix=math.floor(policy.rho * T), gate=gate, tau=policy.tau,
@@ -33,5 +36,5 @@ def flow(policy, images, T, seed, models) -> GateFlow:
     )  # fmt: skip
 
 
-def decode(policy, workload, models_cfg, seed, models=None, quality=True):
-    return decode_with(flow, policy, workload, models_cfg, seed, models, quality)
+def decode(policy, workload, models_cfg, seed, models=None, quality=True, split="test"):
+    return decode_with(flow, policy, workload, models_cfg, seed, models, quality, split)
