@@ -13,6 +13,7 @@ from ciarsim.errors import MissingComponentError
 
 # name -> decode(policy_config, workload, models_config, seed, models=None) -> TraceSet.
 REGISTRY: dict[str, Callable] = {}
+FLOWS: dict[str, Callable] = {}  # name -> flow(policy, images, T, seed, models)
 
 
 def _register() -> None:
@@ -24,6 +25,7 @@ def _register() -> None:
     for module in (base, device_only, sd, lantern, code_split, gated, ciar, ciar_pipelined,
                    ciar_batched, cloud_burst, oracle, plugin):  # fmt: skip
         REGISTRY[module.__name__.rsplit(".", 1)[1]] = module.decode
+        FLOWS[module.__name__.rsplit(".", 1)[1]] = module.flow
 
 
 _register()
@@ -39,3 +41,12 @@ def get_decoder(name: str) -> Callable:
             f"policy '{name}' is not implemented yet (implemented: {built}); the decoding "
             "policies are tracked in the issue 'Decoding policies: CIAR and every baseline'"
         ) from None
+
+
+def decode_split(policy, workload, models_cfg, seed: int, split: str):
+    """Decode ``workload``'s prompts of ``split`` (``ciarsim.nn.splits``) with ``policy``: how
+    selection code (``adaptive``'s predictions) reads validation prompts."""
+    from ciarsim.policies.engine import decode_with  # noqa: PLC0415
+
+    get_decoder(policy.name)  # a clear error for an unknown policy
+    return decode_with(FLOWS[policy.name], policy, workload, models_cfg, seed, split=split)

@@ -71,6 +71,11 @@ def make(policy):
                             f"{policy.params}: {exc}") from None
 
 
+def flow(policy, images, T, seed, models):
+    """The named protocol's flow for ``images`` (an instance per call: protocols stay stateless)."""
+    return make(policy).flow(images, T, seed, models)
+
+
 def decode(policy, workload, models_cfg, seed, models=None, quality=True):
     from ciarsim.policies.engine import decode_with  # noqa: PLC0415
 

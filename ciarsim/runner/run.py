@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ciarsim.errors import MissingComponentError
-from ciarsim.runner import provenance, store
+from ciarsim.runner import adaptive, provenance, store
 from ciarsim.runner.summary import summarize, to_markdown
 from ciarsim.runner.trace_cache import TraceCache, decision_code_version, trace_key
 from ciarsim.scenario.schema import ModelsConfig, Scenario, WorkloadConfig
@@ -64,7 +64,8 @@ def preflight(scenario: Scenario) -> None:
             f"decision models: no trained {', '.join(missing_models)} checkpoint at '{root}' "
             f"(models.checkpoints); build them with `ciarsim train all --out {root}`"
         )
-    missing = sorted({p.name for p in scenario.policies} - set(REGISTRY))
+    names = {c.name for p in scenario.policies for c in getattr(p, "candidates", [p])}
+    missing = sorted(names - set(REGISTRY))
     if missing:
         problems.append(
             f"policies not implemented yet: {', '.join(missing)} (tracked in the issue "
@@ -93,6 +94,8 @@ class Job:
     trace_key: str
     part: Path  # part file stem; ``.images.parquet`` / ``.messages.parquet`` / ``.meta.json`` appended
     meta: dict = field(default_factory=dict, compare=False)  # provenance, written with the part
+    split: str = "test"  # prompts decoded (validation: an adaptive policy's predictions)
+    variants: tuple = ()  # adaptive: its candidates (``adaptive.Variant``)
 
     @property
     def label(self) -> str:
@@ -119,7 +122,10 @@ def plan_jobs(scenario: Scenario, out_dir: Path, dirty: bool | None = None,
         models = checkpoints[sc.models.checkpoints]
         capacity = provenance.capacity_trace_digests(sc.network)
         for policy in sc.policies:
-            key = trace_key(policy.model_dump(mode="json"), prompts, models, sc.seed, decision)
+            variants = _variants(policy, sc, prompts, models, decision)
+            key = (hashlib.sha256("|".join(v.test_key + v.validation_key for v in variants).encode())
+                   .hexdigest()[:24] if variants else
+                   trace_key(policy.model_dump(mode="json"), prompts, models, sc.seed, decision))
             inputs = {"code_version": code, "trace_key": key, "capacity_traces": capacity,
                       "segments": messages == "all" or pt.index == 0}  # fmt: skip
             for rep in range(sc.replications):
@@ -127,18 +133,57 @@ def plan_jobs(scenario: Scenario, out_dir: Path, dirty: bool | None = None,
                 stem = f"{pt.key}-{_slug(label)}-r{rep}-{_part_id(pt.key, label, rep, inputs)}"
                 meta = {"point": pt.key, "policy": label, "replication": rep, **inputs,
                         "checkpoints": models, "dirty_tree": dirty}  # fmt: skip
-                jobs.append(Job(pt, policy, rep, key, out_dir / "parts" / stem, meta))
+                jobs.append(Job(pt, policy, rep, key, out_dir / "parts" / stem, meta,
+                                variants=variants))  # fmt: skip
     return points, jobs
+
+
+def _variants(policy, sc, prompts, models, decision) -> tuple:
+    """An adaptive policy's candidates with the trace keys of their test and validation decodes."""
+    if policy.name != "adaptive":
+        return ()
+    val = {**prompts, "start": 0, "images": policy.validation_images, "split": "validation"}
+    return tuple(adaptive.Variant(
+        c, trace_key(c.model_dump(mode="json"), prompts, models, sc.seed, decision),
+        trace_key(c.model_dump(mode="json"), val, models, sc.seed, decision),
+    ) for c in policy.candidates)  # fmt: skip
+
+
+def _decode_jobs(jobs: list[Job]) -> list[Job]:
+    """What the decode phase must produce for ``jobs``: each job's traces, or for an adaptive
+    job each candidate's test and validation traces."""
+    out = []
+    for j in jobs:
+        if not j.variants:
+            out.append(j)
+            continue
+        for v in j.variants:
+            out.append(replace(j, policy=v.policy, trace_key=v.test_key, variants=()))
+            out.append(replace(j, policy=v.policy, trace_key=v.validation_key, variants=(),
+                               split="validation"))  # fmt: skip
+    return out
 
 
 def decode_task(job: Job, cache_dir: str, decoder: Decoder | None) -> str:
     """Decode (once) the trace set a job needs into the cache; returns its key."""
     sc = job.point.scenario
-    decode = decoder or _default_decoder
-    TraceCache(cache_dir).get_or_decode(
-        job.trace_key, lambda: decode(job.policy, sc.workload, sc.models, sc.seed)
-    )
+    if job.split == "test":
+        decode = decoder or _default_decoder
+        run = lambda: decode(job.policy, sc.workload, sc.models, sc.seed)  # noqa: E731
+    else:  # validation prompts: selection code (an adaptive policy's predictions)
+        from ciarsim.policies import decode_split  # noqa: PLC0415
+
+        work = adaptive_validation_workload(job, sc)
+        run = lambda: (decoder(job.policy, work, sc.models, sc.seed) if decoder  # noqa: E731
+                       else decode_split(job.policy, work, sc.models, sc.seed, job.split))
+    TraceCache(cache_dir).get_or_decode(job.trace_key, run)
     return job.trace_key
+
+
+def adaptive_validation_workload(job: Job, sc):
+    """The validation workload of the adaptive policy a candidate decode job belongs to."""
+    parent = next(p for p in sc.policies if p.name == "adaptive" and job.policy in p.candidates)
+    return adaptive.validation_workload(parent, sc.workload)
 
 
 def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
@@ -148,7 +193,15 @@ def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
 
     started = time.perf_counter()
     sc = job.point.scenario
-    traces = TraceSet.load(TraceCache(cache_dir).path(job.trace_key))
+    cache = TraceCache(cache_dir)
+    extra = {}
+    if job.variants:
+        load = lambda key: TraceSet.load(cache.path(key))  # noqa: E731
+        pick, extra["adaptive"] = adaptive.choose(job.policy, list(job.variants), load, sc,
+                                                  replication_seed(sc.seed, 0))  # fmt: skip
+        traces = load(job.variants[pick].test_key)
+    else:
+        traces = TraceSet.load(cache.path(job.trace_key))
     rec = simulate(
         traces, workload=sc.workload, models=sc.models, network=sc.network,
         seed=replication_seed(sc.seed, job.replication), replication=job.replication,
@@ -159,7 +212,7 @@ def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
     msgs = _tag(rec.messages, job.point, job.label, job.replication)
     imgs = _with_quality(_tag(rec.images, job.point, job.label, job.replication), traces)
     store.write_table(msgs, job.part.with_suffix(".messages.parquet"))
-    meta = {**job.meta, "replay_s": round(time.perf_counter() - started, 3)}
+    meta = {**job.meta, **extra, "replay_s": round(time.perf_counter() - started, 3)}
     store.write_text(job.part.with_suffix(".meta.json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
     store.write_table(imgs, job.part.with_suffix(".images.parquet"))  # last: marks the part done
     return job.label
@@ -196,7 +249,7 @@ def run_scenario(
     todo = [j for j in jobs if force or not j.part.with_suffix(".images.parquet").exists()]
     cache = TraceCache(cache_dir)
     first_of_key: dict[str, Job] = {}
-    for j in todo:
+    for j in _decode_jobs(todo):
         first_of_key.setdefault(j.trace_key, j)
     to_decode = [j for j in first_of_key.values() if not cache.path(j.trace_key).exists()]
     total = len(to_decode) + len(todo)
@@ -212,10 +265,27 @@ def run_scenario(
                  lambda j: tick(f"decoded {j.label}"))  # fmt: skip
     executor.map(replay_task, todo, (str(cache_dir), str(out_dir)),
                  lambda j: tick(f"{j.label} @ point {j.point.index + 1}/{len(points)}"))  # fmt: skip
+    _write_adaptive(out_dir, jobs)
     image_parts = [pd.read_parquet(j.part.with_suffix(".images.parquet")) for j in jobs]
     message_parts = [pd.read_parquet(j.part.with_suffix(".messages.parquet")) for j in jobs]
     return _gather(scenario, points, out_dir, image_parts, message_parts, len(todo),
                    len(jobs) - len(todo))  # fmt: skip
+
+
+def _write_adaptive(out_dir: Path, jobs: list[Job]) -> None:
+    """``adaptive.csv``: per adaptive part, the candidate chosen and every prediction."""
+    rows = []
+    for j in jobs:
+        if not j.variants:
+            continue
+        info = json.loads(j.part.with_suffix(".meta.json").read_text()).get("adaptive", {})
+        for label, ms in info.get("predicted_latency_ms", {}).items():
+            rows.append({"point": j.point.key, "point_index": j.point.index, "policy": j.label,
+                         "replication": j.replication, "candidate": label, "chosen": label == info["choice"],
+                         "predicted_latency_ms": ms,
+                         "validation_consistency": info["validation_consistency"][label]})  # fmt: skip
+    if rows:
+        store.write_table(pd.DataFrame(rows), out_dir / "adaptive.csv")
 
 
 SAMPLES = 8

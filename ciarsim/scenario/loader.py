@@ -670,6 +670,7 @@ CLASS_HELP = {
     "CiarBatchedPolicy": "CIAR with one message per window of drafts (exact: same tokens; relaxed: lossy).",
     "CloudBurstPolicy": "CIAR whose answers also carry the cloud's next k tokens.",
     "PluginPolicy": "A protocol outside the package; usually written {name: 'module:Class', ...params}.",
+    "AdaptivePolicy": "Picks, per sweep point, the fastest candidate (predicted on validation prompts) within a quality floor.",
     "OraclePolicy": "Upper bound: exactly the tokens the cloud would change are sent to it.",
 }
 
@@ -767,6 +768,9 @@ FIELD_HELP = {
     "CiarBatchedPolicy.window": "Tokens per message window; 0 = the rest of the current row of the token grid.",
     "CiarBatchedPolicy.mode": "exact: drafts after a replaced token are redrafted (same tokens as ciar); relaxed: kept (lossy).",
     "CiarBatchedPolicy.lag": "relaxed: positions drafted past a window, uncorrected, while its answer is in flight.",
+    "AdaptivePolicy.candidates": "The policies it chooses from, each as in 'policies' (unique labels).",
+    "AdaptivePolicy.max_quality_drop": "Largest allowed drop of validation caption consistency below the reference.",
+    "AdaptivePolicy.validation_images": "Validation prompts each candidate is decoded on to predict its latency and quality.",
     "PluginPolicy.protocol": "'module:Class' or an entry point of the group ciarsim.policies.",
     "PluginPolicy.params": "Keyword arguments for the protocol's class.",
     "CloudBurstPolicy.k": "Cloud tokens sent down after each verified position (k = 0 is ciar).",

@@ -317,7 +317,7 @@ class OraclePolicy(PolicyBase):
     rho: Annotated[float, Field(ge=0, le=1)] = 0.06
 
 
-PolicyConfig = Annotated[
+CandidatePolicy = Annotated[
     Union[
         BasePolicy, DeviceOnlyPolicy, SDPolicy, LanternPolicy, CodeSplitPolicy,
         GatedPolicy, CiarPolicy, CiarPipelinedPolicy, CiarBatchedPolicy, CloudBurstPolicy,
@@ -326,8 +326,36 @@ PolicyConfig = Annotated[
     Field(discriminator="name"),
 ]  # fmt: skip
 
+
+class AdaptivePolicy(PolicyBase):
+    """Per sweep point, the candidate with the lowest predicted latency among those whose
+    caption consistency on validation prompts is within ``max_quality_drop`` of the reference
+    (``base`` if a candidate, else the best candidate) (``ciarsim.runner.adaptive``)."""
+
+    name: Literal["adaptive"]
+    candidates: Annotated[list[CandidatePolicy], Field(min_length=1)]
+    max_quality_drop: Annotated[float, Field(ge=0, le=1)] = 0.05
+    validation_images: Annotated[int, Field(ge=1, le=10_000)] = 32
+
+    @model_validator(mode="after")
+    def _unique_candidates(self) -> "AdaptivePolicy":
+        labels = [c.display for c in self.candidates]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"candidates need unique labels, got {labels}; set 'label'")
+        return self
+
+
+PolicyConfig = Annotated[
+    Union[
+        BasePolicy, DeviceOnlyPolicy, SDPolicy, LanternPolicy, CodeSplitPolicy,
+        GatedPolicy, CiarPolicy, CiarPipelinedPolicy, CiarBatchedPolicy, CloudBurstPolicy,
+        OraclePolicy, PluginPolicy, AdaptivePolicy,
+    ],
+    Field(discriminator="name"),
+]  # fmt: skip
+
 POLICY_NAMES = ("base", "device_only", "sd", "lantern", "code_split", "gated", "ciar",
-                "ciar_pipelined", "ciar_batched", "cloud_burst", "oracle", "plugin")
+                "ciar_pipelined", "ciar_batched", "cloud_burst", "oracle", "plugin", "adaptive")
 
 
 def external_protocol(name: Any) -> bool:

@@ -59,7 +59,9 @@ def test_replacing_a_capacity_trace_file_recomputes(tmp_path):
     changed = run()
     after = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert changed.parts_computed == 2 and changed.parts_reused == 0
-    assert (after["uplink_ms"] > before["uplink_ms"]).all()
+    # per-packet delivery (mm-link): a message inside one opportunity is no slower, others are
+    assert (after["uplink_ms"] >= before["uplink_ms"]).all()
+    assert (after["uplink_ms"] > before["uplink_ms"]).any()
 
 
 def test_unchanged_inputs_reuse_parts_byte_identical(tmp_path):

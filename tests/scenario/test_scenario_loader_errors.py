@@ -70,7 +70,7 @@ def test_unknown_policy_lists_the_known_ones(error_of):
     msg = error_of("policies:\n  - {name: base}\n  - {name: ciarr}\n")
     assert "policies[1]: unknown policy 'ciarr' (did you mean 'ciar'?)" in msg
     assert ("known policies: base, device_only, sd, lantern, code_split, gated, ciar, ciar_pipelined, "
-            "ciar_batched, cloud_burst, oracle, plugin") in msg
+            "ciar_batched, cloud_burst, oracle, plugin, adaptive") in msg
     assert "(line 3)" in msg
 
 

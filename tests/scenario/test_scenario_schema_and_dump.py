@@ -21,7 +21,7 @@ def test_json_schema_is_json_with_every_section():
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]["policies"]["items"]["discriminator"]["mapping"]) == {
         "base", "device_only", "sd", "lantern", "code_split", "gated", "ciar", "oracle",
-        "ciar_pipelined", "ciar_batched", "cloud_burst", "plugin",
+        "ciar_pipelined", "ciar_batched", "cloud_burst", "plugin", "adaptive",
     }  # fmt: skip
 
 
