@@ -3,7 +3,7 @@
     python experiments/dro_sweep.py [--models models/shapes-256] [--steps 120] [--prompts 32]
                                     [--jobs 2] [--out reports/dro-sweep]
 
-METHOD.md §3 leaves the weights open ("choose, record, and sweep them"). For each setting in
+CIAR (arXiv 2603.25463) does not publish the Inter-DRO weights. For each setting in
 SETTINGS this trains a fresh device model (one layer + Inter-Head + phi) for ``--steps`` steps
 against the model set's frozen cloud, then scores the uncertainty signals on cloud samples of
 the validation prompt split (``ciarsim.nn.splits``: a selection never sees the card's test

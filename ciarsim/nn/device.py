@@ -1,4 +1,4 @@
-"""CIAR device model: the cloud GPT cut to one layer, with the Inter-Head and phi (METHOD.md §1-3).
+"""CIAR device model: the cloud GPT cut to one layer, with the Inter-Head and phi (Ye et al., ICLR 2026, arXiv 2603.25463, §3).
 
 - Trunk: ``GPT`` with ``n_layer=1``; token, caption and position embeddings, block 0 and the final
   norm are copied from the cloud at initialisation.
@@ -229,7 +229,7 @@ def guide(out: DeviceOut, scale: float, u_variant: str = "conditional") -> Guide
     return Guided(cfg_mix(out.c, scale), U, out.c.chunk(2, dim=0)[0])
 
 
-# ---------------------------------------------------------------- Inter-DRO loss (METHOD.md §3)
+# ---------------------------------------------------------------- Inter-DRO loss (CIAR, arXiv 2603.25463)
 
 @dataclass(frozen=True)
 class InterDROWeights:

@@ -8,7 +8,7 @@ LlamaGen) and caption tokens get no rotation. Classifier-free guidance (Ho & Sal
 condition dropout: a caption is replaced by the all-null caption with probability ``cond_drop``.
 
 The forward accepts optional additive input features (``feats`` [B, T, dim]): the cloud computes
-``Decoder(E(x) + f_I)`` when it catches up on a run the device accepted (CIAR, METHOD.md §1).
+``Decoder(E(x) + f_I)`` when it catches up on a run the device accepted (CIAR, Ye et al., ICLR 2026, arXiv 2603.25463).
 
 References: nanoGPT (Karpathy), LlamaGen (Sun et al. 2024), RoFormer (Su et al. 2021).
 Decoding (``new_cache``, ``prefill``, ``decode_step``, ``generate``) are free functions.

@@ -194,12 +194,15 @@ def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,
     prompts = load_prompts(workload.prompt_start, workload.images, models.cloud.cfg.cap_len, models.captions,
                            models.data, split)
     traces: list[ImageTrace] = []
+    head = "interval"  # the scenario's nominal device, unless the flow says it runs a plain head
     for lo in range(0, len(prompts.images), CHUNK):
         images = prompts.images[lo:lo + CHUNK]
         flow = flow_factory(policy, images, T, seed, models)
+        head = getattr(flow, "device_head", head)
         traces.extend(flow.run(prompts.cap_ids[lo:lo + CHUNK]))
     meta = {"policy": policy.model_dump(mode="json"), "seed": seed,
             "prompt_start": workload.prompt_start, "images": workload.images, "prompt_split": split,
+            "device_head": head,
             "card": {k: v for k, v in models.card.items() if k in ("sha256", "hashes")}}  # fmt: skip
     ts = TraceSet.from_images(traces, meta)
     return attach_quality(ts, prompts, models) if quality else ts

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ciarsim.policies import sampling as S
+from ciarsim.policies import signals
 from ciarsim.policies.engine import Lockstep, StepView
 from ciarsim.policies.schedule import GateRun, Schedule, stop_and_wait
 from ciarsim.trace import (
@@ -90,6 +91,8 @@ class GateFlow:
                  schedule: Schedule = stop_and_wait, burst: int = 0) -> None:  # fmt: skip
         self.images, self.T, self.models, self.s = np.asarray(images), T, models, sampling
         self.schedule, self.burst = schedule, burst
+        # the nominal device it runs: CIAR's Inter-Head only where U or its features are used
+        self.device_head = "interval" if inject or gate is signals.interval_gate else "plain"
         self.prefix, self.gate, self.tau, self.rule = min(prefix, T), gate, tau, acceptance
         self.inject, self.extra_up, self.dists_up = inject, extra_tokens_up, dists_up
         self.u = S.uniforms(seed, self.images, T, S.STREAM_MAIN, S.N_MAIN)
@@ -169,6 +172,7 @@ class SpecFlow:
         self.images, self.T, self.models, self.s = np.asarray(images), T, models, sampling
         self.gamma, self.upload_q = gamma, upload_full_q
         self.acceptor = acceptor or _exact_acceptor
+        self.device_head = "plain"  # an EAGLE-style drafter: no Inter-Head
         self.u = S.uniforms(seed, self.images, T, S.STREAM_MAIN, S.N_MAIN)
 
     def run(self, cap_ids: torch.Tensor) -> list[ImageTrace]:

@@ -156,7 +156,7 @@ SOURCES = [
     "table fills the gaps). Decisions and image quality come from the trained decision models.",
     "**Cited**: link capacities, RTTs and loss of the shipped scenarios (their comments cite "
     "public measurement sets); hardware peak bandwidth and compute from vendor datasheets.",
-    "**Assumption**: phone and board runtime efficiencies are calibrated estimates, labelled "
+    "**Assumption**: phone and board runtime efficiencies are assumptions, labelled "
     "`ASSUMPTION` in `ciarsim/data/hardware.json`; latencies that depend on device compute are "
     "estimates accordingly.",
 ]

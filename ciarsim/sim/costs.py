@@ -21,6 +21,8 @@ FLOPs; bandwidth GB/s = 1e6 bytes/ms; TFLOP/s = 1e9 FLOP/ms.
 
 from __future__ import annotations
 
+import copy
+
 import functools
 import json
 from dataclasses import dataclass, replace
@@ -341,6 +343,18 @@ class CostModel:
         """Build from a cloud or device section; errors name ``path`` (e.g. 'models.cloud')."""
         _check_names(cfg.model, cfg.hardware, cfg.runtime, path)
         return cls(cfg.model, cfg.hardware, cfg.runtime, cfg.overrides)
+
+    def with_plain_head(self) -> "CostModel":
+        """The same device without the Inter-Head's radius half: a plain |V| output head, what
+        the drafters of sd, lantern, code_split and the non-interval gated signals run."""
+        if self.model.head_outputs == self.model.vocab:
+            return self
+        plain = copy.copy(self)
+        plain.model = replace(self.model, name=f"{self.model.name} (plain head)",
+                              head_outputs=self.model.vocab)
+        plain.table = None  # a measured table priced the Inter-Head model
+        plain._cache, plain._op_cache, plain._curves, plain._arrays = {}, {}, {}, {}
+        return plain
 
     def _apply(self, o: HardwareOverrides) -> None:
         """Overrides make a hypothetical chip: the measured table no longer applies."""

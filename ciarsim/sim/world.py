@@ -134,6 +134,8 @@ class World:
     def run(self, traces: TraceSet) -> SimRecords:
         """Replay every image of ``traces`` under this world's arrivals; returns the records."""
         _check_traces(traces, self.workload)
+        if traces.meta.get("device_head") == "plain":  # the policy's drafter has no Inter-Head
+            self.device_cost = self.device_cost.with_plain_head()
         ops = traces.ops.copy()
         ops["dep"] = _waits(traces)  # replay reads op[10]: the exchange it waits for, or -1
         ops["decided"] = _op_index(traces)  # and op[11]: the op's index in its image

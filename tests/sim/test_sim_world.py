@@ -223,3 +223,26 @@ def test_guidance_rows_make_every_step_costlier():
     b = _sim(_hand_trace(), models=two).images.iloc[0]
     assert b["cloud_compute_ms"] > a["cloud_compute_ms"]
     assert b["device_compute_ms"] > a["device_compute_ms"]
+
+
+def test_a_drafter_without_the_inter_head_is_priced_with_a_plain_head():
+    """Traces of a policy whose device has no Inter-Head (sd, code_split, entropy gating) cost the
+    nominal device with a |V| head: each of the 3 steps streams dim x |V| x 2 bytes fewer."""
+    ts = _hand_trace()
+    plain = TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source,
+                     {**ts.meta, "device_head": "plain"})
+    inter = TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source,
+                     {**ts.meta, "device_head": "interval"})
+    a, b = _sim(inter).images, _sim(plain).images
+    saved_ms = 3 * 1280 * 16384 * 2 / W  # three steps, 1 ms per W bytes
+    assert a["device_compute_ms"][0] - b["device_compute_ms"][0] == pytest.approx(saved_ms)
+    assert _sim(ts).images["device_compute_ms"][0] == a["device_compute_ms"][0]  # default: as configured
+
+
+def test_policies_say_which_device_head_they_run():
+    from ciarsim.policies import ciar, gated, sd  # noqa: PLC0415
+    from ciarsim.scenario.schema import CiarPolicy, GatedPolicy, SDPolicy  # noqa: PLC0415
+
+    assert ciar.flow(CiarPolicy(name="ciar"), [0], 16, 0, None).device_head == "interval"
+    assert gated.flow(GatedPolicy(name="gated", signal="entropy"), [0], 16, 0, None).device_head == "plain"
+    assert sd.flow(SDPolicy(name="sd"), [0], 16, 0, None).device_head == "plain"
