@@ -81,16 +81,15 @@ def _writable_folder(path: Path, option: str) -> None:
 
 
 def _load(path: Path, overrides: list[str], checkpoints: bool = False):
-    """Load and check a scenario and the files it refers to: its trace files, and with
-    ``checkpoints`` its checkpoint folder. Raises one ``ScenarioError`` listing every problem."""
+    """Load and check a scenario and what it refers to (in every sweep point): model, hardware
+    and runtime names, trace files, and with ``checkpoints`` the checkpoint folder. Raises one
+    ``ScenarioError`` listing every problem."""
     from ciarsim.errors import ScenarioError  # noqa: PLC0415
-    from ciarsim.scenario.files import checkpoint_problems, trace_problems  # noqa: PLC0415
+    from ciarsim.scenario.files import checkpoint_problems, name_problems, trace_problems  # noqa: PLC0415
     from ciarsim.scenario.loader import load_scenario  # noqa: PLC0415
-    from ciarsim.sim.costs import validate_names  # noqa: PLC0415
 
     scenario = load_scenario(path, overrides)
-    validate_names(scenario.models)
-    problems = trace_problems(scenario, str(path))
+    problems = name_problems(scenario, str(path)) + trace_problems(scenario, str(path))
     if checkpoints:
         problems += checkpoint_problems(scenario, str(path))
     if problems:
@@ -251,7 +250,9 @@ def _print_summary(summary) -> None:
     widest = max((len(str(p)) for p in summary["policy"]), default=6)
     for i, point in enumerate(points[:4]):
         rows = summary[summary["point"] == point]
-        title = "summary" if len(points) == 1 else f"point {i + 1}/{len(points)} ({point})"
+        params = summary.columns[1 : summary.columns.get_loc("policy")]  # swept values
+        swept = ", ".join(f"{c}={rows[c].iloc[0]}" for c in params)
+        title = "summary" if len(points) == 1 else f"point {i + 1}/{len(points)} ({swept or point})"
         table = Table(title=title)
         for col, header, _ in SUMMARY_VIEW:
             if col == "policy":  # never truncated: distinct labels must stay distinct

@@ -40,6 +40,12 @@ def _session_members(sid: int) -> list[int]:
     return found
 
 
+def _default_sigint() -> None:
+    """In the child before exec: take Ctrl-C as a terminal would (a background job started by a
+    shell script inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(tmp_path: Path, when) -> tuple[int, str, float, int]:
     """Start a run, wait until ``when(out)`` is true, Ctrl-C its process group (as a terminal
     does); return exit code, stderr, seconds from signal to exit and parts on disk at the signal."""
@@ -49,7 +55,7 @@ def _interrupt(tmp_path: Path, when) -> tuple[int, str, float, int]:
     cmd = [sys.executable, "-m", "ciarsim.cli", "run", str(f), "--out", str(out), "--cache-dir",
            str(tmp_path / "cache"), "--workers", "2", "--no-report"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 240
     while not when(out) and proc.poll() is None and time.monotonic() < deadline:
@@ -98,5 +104,6 @@ def test_ctrl_c_while_replaying_keeps_finished_parts(tmp_path):
         tmp_path, lambda out: any(out.glob("parts/*.images.parquet"))
     )
     _check(code, stderr, took)
+    assert "decoding + simulating: 1/" in stderr  # plain progress lines: stderr is a pipe
     kept = list((tmp_path / "out").glob("parts/*.images.parquet"))
     assert parts >= 1 and len(kept) >= parts
