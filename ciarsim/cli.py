@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
@@ -135,7 +136,8 @@ def run(
     if report:
         from ciarsim.report import build_report  # noqa: PLC0415
 
-        out.print(f"report: {build_report(target)}")
+        with _warnings_as_lines():
+            out.print(f"report: {build_report(target)}")
     if trace_events is not None:
         from ciarsim.report import export_trace_events  # noqa: PLC0415
 
@@ -153,7 +155,8 @@ def report_cmd(
     """Build report.md / report.html / tables.tex and figures for a results folder."""
     from ciarsim.report import build_report, export_trace_events  # noqa: PLC0415
 
-    out.print(f"report: {build_report(results_dir)}")
+    with _warnings_as_lines():
+        out.print(f"report: {build_report(results_dir)}")
     if trace_events is not None:
         pt = int(point) if point is not None and point.isdigit() else point
         out.print(f"trace events: {export_trace_events(results_dir, trace_events, pt, policy)}")
@@ -169,7 +172,8 @@ def compare_cmd(
     """Overlay two result sets: figures and a table of differences."""
     from ciarsim.report import compare  # noqa: PLC0415
 
-    out.print(f"comparison: {compare(dir1, dir2, out_dir)}")
+    with _warnings_as_lines():
+        out.print(f"comparison: {compare(dir1, dir2, out_dir)}")
 
 
 PROGRESS_EVERY_S = 10.0  # plain progress lines (stderr not a terminal): at most one per this
@@ -217,6 +221,20 @@ def _clock(seconds: float) -> str:
     return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Library warnings (matplotlib, pandas) raised inside: one ``warning:`` line each on stderr,
+    once per message, instead of Python's file:line report with a source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            firsts = (str(w.message).splitlines()[0] for w in caught if str(w.message).strip())
+            for text in dict.fromkeys(firsts):
+                err.print(f"warning: {text}", highlight=False, markup=False, soft_wrap=True)
+
+
 def _check_executor(kind: str, workers: int) -> None:
     if kind not in ("local", "ray"):
         raise UsageError(f"--executor: expected 'local' or 'ray', got '{kind}'")
@@ -257,13 +275,25 @@ def _print_summary(summary) -> None:
         for col, header, _ in SUMMARY_VIEW:
             if col == "policy":  # never truncated: distinct labels must stay distinct
                 table.add_column(header, no_wrap=True, min_width=widest)
-            else:
-                table.add_column(header, justify="right")
+            else:  # a narrow terminal folds a number onto two lines, never cuts it
+                table.add_column(header, justify="right", overflow="fold")
         for _, row in rows.iterrows():
             table.add_row(*[_cell(row.get(col), fmt) for col, _, fmt in SUMMARY_VIEW])
-        out.print(table)
+        _print_wide(table)
     if len(points) > 4:
         out.print(f"... {len(points) - 4} more points in summary.csv / summary.md")
+
+
+def _print_wide(table: Table) -> None:
+    """On a terminal, at its width; in a log or pipe, as wide as the table needs (to 160)."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    width, out.width = out.width, max(out.width, 160)
+    try:
+        out.print(table)
+    finally:
+        out.width = width
 
 
 def _cell(v, fmt: str) -> str:

@@ -25,15 +25,45 @@ def test_progress_lines_when_not_a_terminal(capsys, monkeypatch):
     ]
 
 
-def test_summary_keeps_distinct_labels_at_80_columns(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr(cli, "out", cli.Console(width=80))
-    rows = [{"point": "p", "policy": label, "latency_mean_ms": 1234.5, "latency_p50_ms": 1200.0,
-             "latency_p95_ms": 2500.0, "speedup_vs_base": 0.5, "cloud_calls_mean": 12.5,
-             "cloud_calls_pct": 25.0, "caption_consistency": 0.7, "fd": 3000.0}
-            for label in GATED]  # fmt: skip
-    cli._print_summary(pd.DataFrame(rows))
+def _summary(latency_ms: float) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"point": "p", "policy": label, "latency_mean_ms": latency_ms, "latency_p50_ms": 1200.0,
+         "latency_p95_ms": 2500.0, "speedup_vs_base": 0.5, "cloud_calls_mean": 12.5,
+         "cloud_calls_pct": 25.0, "caption_consistency": 0.7, "fd": 3000.0} for label in GATED
+    ])  # fmt: skip
+
+
+def test_summary_keeps_distinct_labels_on_an_80_column_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "out", cli.Console(width=80, force_terminal=True, color_system=None))
+    cli._print_summary(_summary(7_400_123.0))
     text = capsys.readouterr().out
     assert max(len(line) for line in text.splitlines()) <= 80
     for label in GATED:
         assert f" {label} " in text, label
+    assert "…" not in text  # numbers fold, never cut
+
+
+def test_summary_is_whole_in_a_log(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "out", cli.Console(width=80))  # not a terminal
+    cli._print_summary(_summary(7_400_123.0))
+    text = capsys.readouterr().out
+    assert "7,400,123" in text and "…" not in text
+
+
+
+def test_report_warnings_are_one_line_each(tmp_path, monkeypatch):
+    import warnings
+
+    import ciarsim.report
+    from typer.testing import CliRunner
+
+    def noisy(folder):
+        warnings.warn("Attempting to set identical low and high ylims\nmakes singular", UserWarning)
+        warnings.warn("Attempting to set identical low and high ylims\nmakes singular", UserWarning)
+        return folder / "report.md"
+
+    monkeypatch.setattr(ciarsim.report, "build_report", noisy)
+    res = CliRunner().invoke(cli.app, ["report", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("warning: Attempting to set identical low and high ylims\n") == 1
+    assert "UserWarning" not in res.output and "warnings.warn" not in res.output
