@@ -86,13 +86,14 @@ def _load(path: Path, overrides: list[str], checkpoints: bool = False):
     and runtime names, trace files, and with ``checkpoints`` the checkpoint folder. Raises one
     ``ScenarioError`` listing every problem."""
     from ciarsim.errors import ScenarioError  # noqa: PLC0415
-    from ciarsim.scenario.files import checkpoint_problems, name_problems, trace_problems  # noqa: PLC0415
+    from ciarsim.scenario import files  # noqa: PLC0415
     from ciarsim.scenario.loader import load_scenario  # noqa: PLC0415
 
     scenario = load_scenario(path, overrides)
-    problems = name_problems(scenario, str(path)) + trace_problems(scenario, str(path))
+    problems = (files.name_problems(scenario, str(path)) + files.trace_problems(scenario, str(path))
+                + files.protocol_problems(scenario, str(path)))  # fmt: skip
     if checkpoints:
-        problems += checkpoint_problems(scenario, str(path))
+        problems += files.checkpoint_problems(scenario, str(path))
     if problems:
         raise ScenarioError("\n".join(problems))
     return scenario
@@ -308,14 +309,18 @@ def scenarios_validate(
     files: List[Path] = typer.Argument(..., help="Scenario YAML files."),
     set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value."),
 ) -> None:
-    """Check scenario files and the files they refer to (trace files, checkpoint folder); print
-    one line per file or problem; exit 2 if any file is invalid, after checking them all."""
+    """Check scenario files and everything `run` checks before decoding, in every sweep point:
+    model, hardware and runtime names, trace files, the checkpoint folder and its trained models,
+    external protocols. One line per file or problem; exit 2 if any file is invalid, after
+    checking them all."""
+    from ciarsim.runner.run import preflight  # noqa: PLC0415
     from ciarsim.scenario.sweep import expand  # noqa: PLC0415
 
     failed = 0
     for f in files:
         try:
             sc = _load(f, set_, checkpoints=True)
+            _named(preflight, sc, f)  # what `run` checks before decoding: trained models, policies
         except CiarsimError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             failed += 1
@@ -328,6 +333,14 @@ def scenarios_validate(
         )
     if failed:
         raise typer.Exit(2)
+
+
+def _named(check: Callable, scenario, path: Path) -> None:
+    """Run ``check(scenario)``; a ``CiarsimError`` it raises gets the file's name in front."""
+    try:
+        check(scenario)
+    except CiarsimError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 @scenarios_app.command("schema")

@@ -82,3 +82,18 @@ def test_schema_documents_the_ranges():
     assert net["uplink_mbps"]["description"].endswith("Range: >= 0.001, <= 100000.")
     assert net["rtt_ms"]["description"].endswith("Range: >= 0, < 60000.")
     assert net["loss_rate"]["description"].endswith("Range: >= 0, < 1.")
+
+
+def test_validate_imports_external_protocols(tmp_path):
+    f = _file(tmp_path, "p.yaml", HEAD.replace("[{name: base}]", '[{name: base}, {name: "nomod:X"}]'))
+    res = runner.invoke(app, ["scenarios", "validate", str(f)])
+    assert res.exit_code == 2
+    assert f"{f}: policy 'nomod:X': cannot import module 'nomod'" in _text(res)
+
+
+def test_validate_wants_trained_models_as_run_does(tmp_path):
+    (tmp_path / "empty").mkdir()
+    f = _file(tmp_path, "m.yaml", HEAD.replace(str(ROOT / "models" / "shapes-256"), "empty"))
+    res = runner.invoke(app, ["scenarios", "validate", str(f)])
+    assert res.exit_code == 2
+    assert f"{f}: cannot run this scenario yet" in _text(res) and "ciarsim train all" in _text(res)

@@ -1,5 +1,6 @@
-"""What a scenario refers to outside itself: capacity traces, the checkpoint folder, and the
-names of nominal models, hardware and runtimes (looked up in the shipped cost tables).
+"""What a scenario refers to outside itself: capacity traces, the checkpoint folder, the names
+of nominal models, hardware and runtimes (looked up in the shipped cost tables) and external
+protocols (imported, and given their parameters).
 
 Loading a scenario never opens them (``ciarsim.scenario.loader``); these checks do, for
 ``ciarsim scenarios validate`` and before ``ciarsim run`` decodes anything. Every sweep point is
@@ -73,4 +74,23 @@ def name_problems(scenario: Scenario, source: str) -> list[str]:
         line = f"{source}: sweep point {point.index + 1} ({point.label}): {text}"
         if text and text != base and line not in out:
             out.append(line)
+    return out
+
+
+def protocol_problems(scenario: Scenario, source: str) -> list[str]:
+    """One line per external protocol (``{name: "module:Class"}``) of any sweep point that cannot
+    be imported or refuses its parameters."""
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+    from ciarsim.policies import plugin  # noqa: PLC0415 - decision layer, loaded lazily
+
+    out: list[str] = []
+    for point in expand(scenario):
+        for policy in point.scenario.policies:
+            if policy.name != "plugin":
+                continue
+            try:
+                plugin.make(policy)
+            except CiarsimError as exc:
+                line = f"{source}: {exc}"
+                out += [line] if line not in out else []
     return out
