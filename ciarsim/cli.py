@@ -173,6 +173,7 @@ def compare_cmd(
     """Overlay two result sets: figures and a table of differences."""
     from ciarsim.report import compare  # noqa: PLC0415
 
+    _writable_folder(out_dir, "--out")
     with _warnings_as_lines():
         out.print(f"comparison: {compare(dir1, dir2, out_dir)}")
 
@@ -383,6 +384,7 @@ def train(
             raise UsageError("train classifier: --data does not apply; the attribute classifier learns the procedural "
                      "scenes' ground truth, which a folder of images does not have")
         tr.data_record(tr.get_preset(preset), data)  # reads and checks the folder
+    _writable_folder(out_dir, "--out")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"), console=err,
@@ -441,6 +443,7 @@ def profile(
     from ciarsim.nn.profile import profile_model  # noqa: PLC0415
     from ciarsim.runner.store import write_table  # noqa: PLC0415
 
+    _writable_folder(out_csv.parent, "--out")
     df = profile_model(model, _ints(batch, "batch"), _ints(context, "context"),
                        _ints(new_tokens, "new-tokens"), device=device, repeats=repeats)  # fmt: skip
     write_table(df, out_csv)

@@ -83,3 +83,15 @@ def test_readme_lists_the_exit_codes():
     readme = (ROOT / "README.md").read_text()
     for code in EXIT_CODES:
         assert f"| {code} | {EXIT_CODES[code]} |" in readme, code
+
+
+@pytest.mark.parametrize("command", [
+    ["compare", "a", "b"],
+    ["train", "tokenizer", "--preset", "tiny"],
+    ["profile", "--model", "tiny"],
+])  # fmt: skip
+def test_other_commands_check_their_out_first(tmp_path, command):
+    (tmp_path / "notes.md").write_text("x")
+    target = tmp_path / "notes.md" / ("p.csv" if command[0] == "profile" else "out")
+    res = runner.invoke(app, [*command, "--out", str(target)])
+    assert res.exit_code == 2 and "is a file" in _one_error_line(res)
