@@ -84,7 +84,7 @@ class HardwareOverrides(Frozen):
     """Optional overrides of a hardware profile's numbers (for sweeps over hypothetical chips)."""
 
     mem_bw_gbps: Annotated[float, Field(gt=0, le=100_000)] | None = None  # <= 100 TB/s
-    peak_tflops: Annotated[float, Field(gt=0, le=100_000)] | None = None  # <= 100 PFLOP/s
+    peak_tflops: Annotated[float, Field(gt=0, le=1_000_000)] | None = None  # <= 1 EFLOP/s
     t_fixed_ms: DelayMs | None = None
     eta_bw: Annotated[float, Field(gt=0, le=1)] | None = None
     eta_f: Annotated[float, Field(gt=0, le=1)] | None = None
