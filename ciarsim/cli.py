@@ -6,18 +6,23 @@ typer and rich are imported here and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
+import tempfile
+import time
+import warnings
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ciarsim.errors import CiarsimError
+from ciarsim.errors import CiarsimError, UsageError
 
 app = typer.Typer(
     name="ciarsim",
@@ -34,7 +39,8 @@ err = Console(stderr=True)
 
 
 def _friendly(fn: Callable) -> Callable:
-    """Turn CiarsimError into a one-screen message + exit code; Ctrl-C into exit 130."""
+    """Turn CiarsimError into a one-screen message + its exit code; Ctrl-C into one line and
+    exit 130. The exit codes are listed in ``EXIT_CODES``."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -44,25 +50,50 @@ def _friendly(fn: Callable) -> Callable:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted: finished results were kept; re-run to complete the rest")
+            err.print("interrupted: finished results were kept; re-run to complete the rest",
+                      highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
 
     return wrapper
 
 
+EXIT_CODES = {  # documented in README.md (Exit codes)
+    0: "success",
+    1: "a results folder or model file cannot be read, or another error ciarsim raises on purpose",
+    2: "bad input: a scenario, an override, a trace file, a command-line option or the output folder",
+    3: "a checkpoint is corrupted or does not match its config",
+    4: "a part the run needs is missing (trained models, an optional package); the message says how to get it",
+    130: "interrupted (Ctrl-C); finished results were kept",
+}
+
+
+def _writable_folder(path: Path, option: str) -> None:
+    """Create ``path`` and check a file can be written in it; else one ``UsageError`` line."""
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UsageError(f"{option}: cannot create the folder '{path}': '{blocker}' is a file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot write to the folder '{path}': "
+                         f"{exc.strerror or exc}") from None  # fmt: skip
+
+
 def _load(path: Path, overrides: list[str], checkpoints: bool = False):
-    """Load and check a scenario and the files it refers to: its trace files, and with
-    ``checkpoints`` its checkpoint folder. Raises one ``ScenarioError`` listing every problem."""
+    """Load and check a scenario and what it refers to (in every sweep point): model, hardware
+    and runtime names, trace files, and with ``checkpoints`` the checkpoint folder. Raises one
+    ``ScenarioError`` listing every problem."""
     from ciarsim.errors import ScenarioError  # noqa: PLC0415
-    from ciarsim.scenario.files import checkpoint_problems, trace_problems  # noqa: PLC0415
+    from ciarsim.scenario import files  # noqa: PLC0415
     from ciarsim.scenario.loader import load_scenario  # noqa: PLC0415
-    from ciarsim.sim.costs import validate_names  # noqa: PLC0415
 
     scenario = load_scenario(path, overrides)
-    validate_names(scenario.models)
-    problems = trace_problems(scenario, str(path))
+    problems = (files.name_problems(scenario, str(path)) + files.trace_problems(scenario, str(path))
+                + files.protocol_problems(scenario, str(path)))  # fmt: skip
     if checkpoints:
-        problems += checkpoint_problems(scenario, str(path))
+        problems += files.checkpoint_problems(scenario, str(path))
     if problems:
         raise ScenarioError("\n".join(problems))
     return scenario
@@ -87,21 +118,16 @@ def run(
     from ciarsim.runner.run import run_scenario  # noqa: PLC0415
 
     if messages not in ("first", "all"):
-        raise CiarsimError(f"--messages: expected 'first' or 'all', got '{messages}'")
+        raise UsageError(f"--messages: expected 'first' or 'all', got '{messages}'")
+    _check_executor(executor, workers)
     sc = _load(scenario, set_)
     target = out_dir or Path(sc.output_dir or f"reports/{sc.name}")
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err, transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("decoding + simulating", total=None)
-
-        def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=what)
-
+    _writable_folder(target, "--out")
+    _writable_folder(cache_dir, "--cache-dir")
+    pool = _executor(executor, workers, ray_address)
+    with _progress("decoding + simulating") as progress:
         result = run_scenario(sc, target, cache_dir=cache_dir, progress=progress, force=force,
-                              executor=_executor(executor, workers, ray_address),
-                              messages=messages)
+                              executor=pool, messages=messages)
     _print_summary(result.summary)
     out.print(
         f"wrote {target}/results.parquet ({len(result.images)} image rows), summary.csv, "
@@ -111,7 +137,8 @@ def run(
     if report:
         from ciarsim.report import build_report  # noqa: PLC0415
 
-        out.print(f"report: {build_report(target)}")
+        with _warnings_as_lines():
+            out.print(f"report: {build_report(target)}")
     if trace_events is not None:
         from ciarsim.report import export_trace_events  # noqa: PLC0415
 
@@ -129,7 +156,8 @@ def report_cmd(
     """Build report.md / report.html / tables.tex and figures for a results folder."""
     from ciarsim.report import build_report, export_trace_events  # noqa: PLC0415
 
-    out.print(f"report: {build_report(results_dir)}")
+    with _warnings_as_lines():
+        out.print(f"report: {build_report(results_dir)}")
     if trace_events is not None:
         pt = int(point) if point is not None and point.isdigit() else point
         out.print(f"trace events: {export_trace_events(results_dir, trace_events, pt, policy)}")
@@ -145,17 +173,82 @@ def compare_cmd(
     """Overlay two result sets: figures and a table of differences."""
     from ciarsim.report import compare  # noqa: PLC0415
 
-    out.print(f"comparison: {compare(dir1, dir2, out_dir)}")
+    _writable_folder(out_dir, "--out")
+    with _warnings_as_lines():
+        out.print(f"comparison: {compare(dir1, dir2, out_dir)}")
+
+
+PROGRESS_EVERY_S = 10.0  # plain progress lines (stderr not a terminal): at most one per this
+
+
+@contextlib.contextmanager
+def _progress(what: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A ``progress(done, total, what)`` callback: a live bar on a terminal, else plain lines."""
+    if err.is_terminal:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=err, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task(what, total=None)
+            yield lambda done, total, last: bar.update(task, completed=done, total=total,
+                                                       description=last)  # fmt: skip
+        return
+    yield _ProgressLines(what, PROGRESS_EVERY_S)
+
+
+class _ProgressLines:
+    """Progress for logs and pipes: one line on the first tick, then at most one per
+    ``every_s`` seconds, and one on the last: what, how many done, elapsed, ETA."""
+
+    def __init__(self, what: str, every_s: float) -> None:
+        self.what, self.every_s = what, every_s
+        self.start, self.last = time.monotonic(), None
+
+    def __call__(self, done: int, total: int, last: str) -> None:
+        now = time.monotonic()
+        if self.last is not None and now - self.last < self.every_s and done < total:
+            return
+        self.last, elapsed = now, now - self.start
+        eta = elapsed / done * (total - done) if done else float("nan")
+        err.print(f"{self.what}: {done}/{total} done ({100 * done // max(total, 1)}%), "
+                  f"{_clock(elapsed)} elapsed, ETA {_clock(eta)} (last: {last})",
+                  highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+
+
+def _clock(seconds: float) -> str:
+    """``1:05:09`` / ``5:09``; ``?`` when unknown."""
+    if seconds != seconds:
+        return "?"
+    m, s = divmod(round(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Library warnings (matplotlib, pandas) raised inside: one ``warning:`` line each on stderr,
+    once per message, instead of Python's file:line report with a source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            firsts = (str(w.message).splitlines()[0] for w in caught if str(w.message).strip())
+            for text in dict.fromkeys(firsts):
+                err.print(f"warning: {text}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _check_executor(kind: str, workers: int) -> None:
+    if kind not in ("local", "ray"):
+        raise UsageError(f"--executor: expected 'local' or 'ray', got '{kind}'")
+    if workers < 0:
+        raise UsageError(f"--workers: expected 0 (one per CPU core) or more, got {workers}")
 
 
 def _executor(kind: str, workers: int, ray_address: Optional[str]):
     from ciarsim.runner.executors import PoolExecutor, RayExecutor  # noqa: PLC0415
 
-    if kind == "local":
-        return PoolExecutor(workers or None)
-    if kind == "ray":
-        return RayExecutor(ray_address)
-    raise CiarsimError(f"--executor: expected 'local' or 'ray', got '{kind}'")
+    _check_executor(kind, workers)
+    return PoolExecutor(workers or None) if kind == "local" else RayExecutor(ray_address)
 
 
 SUMMARY_VIEW = [  # column, header, format
@@ -174,17 +267,35 @@ SUMMARY_VIEW = [  # column, header, format
 def _print_summary(summary) -> None:
     """One table per sweep point (the first few), in the user's policy order."""
     points = list(dict.fromkeys(summary["point"]))
+    widest = max((len(str(p)) for p in summary["policy"]), default=6)
     for i, point in enumerate(points[:4]):
         rows = summary[summary["point"] == point]
-        title = "summary" if len(points) == 1 else f"point {i + 1}/{len(points)} ({point})"
+        params = summary.columns[1 : summary.columns.get_loc("policy")]  # swept values
+        swept = ", ".join(f"{c}={rows[c].iloc[0]}" for c in params)
+        title = "summary" if len(points) == 1 else f"point {i + 1}/{len(points)} ({swept or point})"
         table = Table(title=title)
         for col, header, _ in SUMMARY_VIEW:
-            table.add_column(header, justify="left" if col == "policy" else "right")
+            if col == "policy":  # never truncated: distinct labels must stay distinct
+                table.add_column(header, no_wrap=True, min_width=widest)
+            else:  # a narrow terminal folds a number onto two lines, never cuts it
+                table.add_column(header, justify="right", overflow="fold")
         for _, row in rows.iterrows():
             table.add_row(*[_cell(row.get(col), fmt) for col, _, fmt in SUMMARY_VIEW])
-        out.print(table)
+        _print_wide(table)
     if len(points) > 4:
         out.print(f"... {len(points) - 4} more points in summary.csv / summary.md")
+
+
+def _print_wide(table: Table) -> None:
+    """On a terminal, at its width; in a log or pipe, as wide as the table needs (to 160)."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    width, out.width = out.width, max(out.width, 160)
+    try:
+        out.print(table)
+    finally:
+        out.width = width
 
 
 def _cell(v, fmt: str) -> str:
@@ -199,14 +310,18 @@ def scenarios_validate(
     files: List[Path] = typer.Argument(..., help="Scenario YAML files."),
     set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value."),
 ) -> None:
-    """Check scenario files and the files they refer to (trace files, checkpoint folder); print
-    one line per file or problem; exit 2 if any file is invalid, after checking them all."""
+    """Check scenario files and everything `run` checks before decoding, in every sweep point:
+    model, hardware and runtime names, trace files, the checkpoint folder and its trained models,
+    external protocols. One line per file or problem; exit 2 if any file is invalid, after
+    checking them all."""
+    from ciarsim.runner.run import preflight  # noqa: PLC0415
     from ciarsim.scenario.sweep import expand  # noqa: PLC0415
 
     failed = 0
     for f in files:
         try:
             sc = _load(f, set_, checkpoints=True)
+            _named(preflight, sc, f)  # what `run` checks before decoding: trained models, policies
         except CiarsimError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             failed += 1
@@ -219,6 +334,14 @@ def scenarios_validate(
         )
     if failed:
         raise typer.Exit(2)
+
+
+def _named(check: Callable, scenario, path: Path) -> None:
+    """Run ``check(scenario)``; a ``CiarsimError`` it raises gets the file's name in front."""
+    try:
+        check(scenario)
+    except CiarsimError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 @scenarios_app.command("schema")
@@ -253,10 +376,8 @@ def train(
     steps: Optional[int] = typer.Option(None, help="cloud/device: override the preset's step count."),
 ) -> None:
     """Train the decision models (safetensors + JSON cards) and measure the card's targets."""
-    from ciarsim.errors import CiarsimError as _E  # noqa: PLC0415
-
     if what not in TRAIN_WHAT:
-        raise _E(f"train: unknown model '{what}', expected one of {', '.join(TRAIN_WHAT)}")
+        raise UsageError(f"train: unknown model '{what}', expected one of {', '.join(TRAIN_WHAT)}")
     import torch  # noqa: PLC0415
 
     from ciarsim.nn import quality, train as tr  # noqa: PLC0415
@@ -266,9 +387,10 @@ def train(
     tr.resolve_precision(precision, device)  # bad options fail before any training starts
     if data is not None:
         if what == "classifier":
-            raise _E("train classifier: --data does not apply; the attribute classifier learns the procedural "
+            raise UsageError("train classifier: --data does not apply; the attribute classifier learns the procedural "
                      "scenes' ground truth, which a folder of images does not have")
         tr.data_record(tr.get_preset(preset), data)  # reads and checks the folder
+    _writable_folder(out_dir, "--out")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"), console=err,
@@ -311,9 +433,7 @@ def _ints(text: str, name: str) -> list[int]:
     except ValueError:
         values = []
     if not values or min(values) < 1:
-        from ciarsim.errors import CiarsimError as _E  # noqa: PLC0415
-
-        raise _E(f"profile: --{name} must be a comma-separated list of positive integers, got '{text}'")
+        raise UsageError(f"profile: --{name} must be a comma-separated list of positive integers, got '{text}'")
     return values
 
 
@@ -332,6 +452,7 @@ def profile(
     from ciarsim.nn.profile import profile_model  # noqa: PLC0415
     from ciarsim.runner.store import write_table  # noqa: PLC0415
 
+    _writable_folder(out_csv.parent, "--out")
     df = profile_model(model, _ints(batch, "batch"), _ints(context, "context"),
                        _ints(new_tokens, "new-tokens"), device=device, repeats=repeats)  # fmt: skip
     write_table(df, out_csv)
@@ -366,8 +487,18 @@ def thresholds(
     sys.stdout.write(yaml.safe_dump({"zip": [group]}, sort_keys=False))
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:  # pragma: no cover - the entry point; tests/test_cli_interrupt.py runs it
+    """The ``ciarsim`` command. After an interrupt the process ends at once with exit 130: no
+    wait on a process-pool thread at interpreter exit, and no death by SIGINT instead of 130
+    (CPython < 3.12 does that when the interrupt landed in code run by exec(), even once caught)."""
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code != 130:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

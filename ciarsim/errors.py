@@ -17,6 +17,13 @@ class ScenarioError(CiarsimError):
     exit_code = 2
 
 
+class UsageError(CiarsimError):
+    """A command-line option or argument is invalid: a bad value, an output folder that cannot be
+    written (exit code 2, like every input error)."""
+
+    exit_code = 2
+
+
 class CheckpointError(CiarsimError):
     """A checkpoint is missing, corrupted or does not match the expected config."""
 

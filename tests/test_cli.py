@@ -80,9 +80,9 @@ def test_profile_writes_a_profile_csv(tmp_path):
 
 def test_profile_rejects_bad_lists():
     res = runner.invoke(app, ["profile", "--batch", "one"])
-    assert res.exit_code == 1 and "--batch" in res.output
+    assert res.exit_code == 2 and "--batch" in res.output
 
 
 def test_train_rejects_unknown_model():
     res = runner.invoke(app, ["train", "unet"])
-    assert res.exit_code == 1 and "tokenizer" in res.output
+    assert res.exit_code == 2 and "tokenizer" in res.output

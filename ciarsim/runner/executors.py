@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Protocol
 
-from ciarsim.errors import CiarsimError
+from ciarsim.errors import MissingComponentError, UsageError
 
 
 class Executor(Protocol):
@@ -30,6 +31,7 @@ class LocalExecutor:
 
 
 def _init_worker(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         import torch  # noqa: PLC0415
 
@@ -42,30 +44,65 @@ class PoolExecutor:
     """A local process pool (spawned workers; torch threads split between them).
 
     Two workers never decode the same trace set: the runner deduplicates decode tasks by key.
-    On Ctrl-C or an error the pending tasks are cancelled; finished parts stay on disk.
+    Workers ignore SIGINT (they start with it blocked, so a Ctrl-C while they import is not a
+    traceback in each of them): on Ctrl-C or an error the parent cancels the pending tasks and
+    terminates the workers, killing any that do not stop within ``GRACE_S``; finished parts stay
+    on disk, a part being written is left as a temporary file.
     """
 
+    GRACE_S = 2.0
+
     def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and workers < 0:
+            raise UsageError(f"--workers: expected 0 (one per CPU core) or more, got {workers}")
         self.workers = max(1, workers or os.cpu_count() or 1)
 
     def map(self, fn: Callable, jobs: list, args: tuple, on_done: Callable) -> None:
         if len(jobs) <= 1 or self.workers == 1:
             return LocalExecutor().map(fn, jobs, args, on_done)
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads,)) as pool:  # fmt: skip
-            futures = {pool.submit(fn, job, *args): job for job in jobs}
-            try:
-                pending = set(futures)
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        fut.result()
-                        on_done(futures[fut])
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(threads,))  # fmt: skip
+        try:
+            with _sigint_blocked():  # submit() spawns the workers; they inherit the mask
+                futures = {pool.submit(fn, job, *args): job for job in jobs}
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    fut.result()
+                    on_done(futures[fut])
+        except BaseException:
+            _abort(pool, self.GRACE_S)
+            raise
+        pool.shutdown(wait=True)
+
+
+class _sigint_blocked:
+    """Block SIGINT in this thread (a Ctrl-C stays pending and is raised on exit, not lost)."""
+
+    def __enter__(self) -> None:
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def __exit__(self, *exc) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+
+
+def _abort(pool: ProcessPoolExecutor, grace_s: float) -> None:
+    """Cancel what has not started, stop the workers (terminate, then kill after ``grace_s``)
+    and wait for the pool's manager thread, so nothing outlives the interrupted run."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # CPython's worker table
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(grace_s)
+        if p.is_alive():
+            p.kill()
+            p.join(grace_s)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(grace_s)
 
 
 class RayExecutor:
@@ -76,9 +113,7 @@ class RayExecutor:
         try:
             import ray  # noqa: PLC0415
         except ImportError:
-            raise CiarsimError(
-                "--executor ray needs Ray: pip install 'ciarsim[ray]'"
-            ) from None
+            raise MissingComponentError("--executor ray needs Ray: pip install 'ciarsim[ray]'") from None
         self.ray = ray
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False,

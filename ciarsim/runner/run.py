@@ -12,7 +12,7 @@ model set's files through the trace key, the capacity-trace files), so changing 
 recomputes it; ``<part>.meta.json`` records those digests, the code version and whether the git
 tree was dirty. At the end the parts are gathered into ``results.parquet`` / ``results.csv``
 (one row per image), ``messages.parquet`` (one row per operation segment), ``summary.csv`` /
-``summary.md`` and the resolved ``scenario.yaml``. Every file is written atomically.
+``summary.md`` (with the swept values after the point key) and the resolved ``scenario.yaml``. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -359,13 +359,15 @@ def _gather(scenario, points, out_dir, image_parts, message_parts, computed, reu
     params = pd.DataFrame(
         [{"point": p.key, "point_index": p.index, **p.params} for p in points]
     )
+    swept = params.drop(columns=["point_index"]) if len(params.columns) > 2 else None
     summary = summarize(images)
+    if swept is not None:  # the swept values beside each point key, as in summary_ci.csv
+        summary = swept.merge(summary, on="point", how="right")
     store.write_table(images, out_dir / "results.parquet")
     store.write_table(images, out_dir / "results.csv")
     store.write_table(messages, out_dir / "messages.parquet")
     store.write_table(params, out_dir / "points.csv")
     store.write_table(summary, out_dir / "summary.csv")
-    swept = params.drop(columns=["point_index"]) if len(params.columns) > 2 else None
-    store.write_text(out_dir / "summary.md", to_markdown(summary, swept))
+    store.write_text(out_dir / "summary.md", to_markdown(summary))
     store.write_text(out_dir / "scenario.yaml", dump_scenario(scenario, out_dir))
     return RunOutputs(out_dir, images, messages, summary, params, computed, reused)

@@ -1,16 +1,18 @@
-"""The files a scenario refers to: capacity traces and the checkpoint folder.
+"""What a scenario refers to outside itself: capacity traces, the checkpoint folder, the names
+of nominal models, hardware and runtimes (looked up in the shipped cost tables) and external
+protocols (imported, and given their parameters).
 
 Loading a scenario never opens them (``ciarsim.scenario.loader``); these checks do, for
 ``ciarsim scenarios validate`` and before ``ciarsim run`` decodes anything. Every sweep point is
 checked, each (field, path) once; each problem is one line naming the scenario file, the field
-and the path tried.
+and the path tried, or the sweep point.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ciarsim.errors import CiarsimError
+from ciarsim.errors import CiarsimError, ScenarioError
 from ciarsim.scenario.schema import Scenario
 
 
@@ -49,4 +51,46 @@ def checkpoint_problems(scenario: Scenario, source: str) -> list[str]:
             what = "is not a folder" if Path(root).exists() else "does not exist"
             out.append(f"{source}: models.checkpoints: the checkpoint folder '{root}' {what} "
                        "(relative paths in a scenario file are relative to its folder)")
+    return out
+
+
+def name_problems(scenario: Scenario, source: str) -> list[str]:
+    """One line per unknown nominal model, hardware or runtime: of the scenario itself, or of a
+    sweep point (``sweep:`` / ``zip:`` values), naming the point and its swept values."""
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+    from ciarsim.sim.costs import validate_names  # noqa: PLC0415 - sim layer, loaded lazily
+
+    def problem(models) -> str | None:
+        try:
+            validate_names(models)
+        except ScenarioError as exc:
+            return str(exc)
+        return None
+
+    base = problem(scenario.models)
+    out = [f"{source}: {base}"] if base else []
+    for point in expand(scenario):
+        text = problem(point.scenario.models)
+        line = f"{source}: sweep point {point.index + 1} ({point.label}): {text}"
+        if text and text != base and line not in out:
+            out.append(line)
+    return out
+
+
+def protocol_problems(scenario: Scenario, source: str) -> list[str]:
+    """One line per external protocol (``{name: "module:Class"}``) of any sweep point that cannot
+    be imported or refuses its parameters."""
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+    from ciarsim.policies import plugin  # noqa: PLC0415 - decision layer, loaded lazily
+
+    out: list[str] = []
+    for point in expand(scenario):
+        for policy in point.scenario.policies:
+            if policy.name != "plugin":
+                continue
+            try:
+                plugin.make(policy)
+            except CiarsimError as exc:
+                line = f"{source}: {exc}"
+                out += [line] if line not in out else []
     return out

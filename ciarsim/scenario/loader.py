@@ -625,7 +625,20 @@ def _describe(node: dict, cls: type[BaseModel]) -> None:
     for field, prop in node.get("properties", {}).items():
         text = field_help(cls, field)
         if text:
-            prop["description"] = text
+            prop["description"] = text + _range_text(prop)
+
+
+_RANGE_KEYS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
+               ("exclusiveMaximum", "<"))  # fmt: skip
+
+
+def _range_text(prop: dict) -> str:
+    """`` Range: >= 0, < 60000.`` from a property's bounds (also inside ``anyOf``), else ''."""
+    for option in [prop, *prop.get("anyOf", [])]:
+        bounds = [f"{op} {_num(option[k])}" for k, op in _RANGE_KEYS if k in option]
+        if bounds:
+            return f" Range: {', '.join(bounds)}."
+    return ""
 
 
 def field_help(cls: type[BaseModel], field: str) -> str | None:

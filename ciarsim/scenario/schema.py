@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
+# Physical quantities get a plausible range, so a typo (1e300, 1e-300) is an error, not a result.
+Mbps = Annotated[float, Field(ge=0.001, le=100_000)]  # 1 kbit/s .. 100 Gbit/s
+DelayMs = Annotated[float, Field(ge=0, lt=60_000)]  # a network delay: under a minute
+WaitMs = Annotated[float, Field(ge=0, le=3_600_000)]  # a pause or interval: at most an hour
+Tokens = Annotated[int, Field(ge=0, le=65_536)]
 # A gate threshold: 0 sends every token to the cloud, .inf (YAML) none.
 Threshold = Annotated[float, Field(ge=0, allow_inf_nan=True)]
 
@@ -43,9 +48,9 @@ class ArrivalConfig(Frozen):
     """
 
     kind: Literal["closed_loop", "poisson"] = "closed_loop"
-    devices: Annotated[int, Field(ge=1)] = 1
-    think_time_ms: NonNegFloat = 0.0
-    rate_per_s: PositiveFloat | None = None
+    devices: Annotated[int, Field(ge=1, le=100_000)] = 1
+    think_time_ms: WaitMs = 0.0
+    rate_per_s: Annotated[float, Field(gt=0, le=100_000)] | None = None
 
     @model_validator(mode="after")
     def _rate_matches_kind(self) -> "ArrivalConfig":
@@ -61,9 +66,9 @@ class WorkloadConfig(Frozen):
     ``prompt_start``, on a ``token_grid`` x ``token_grid`` token grid."""
 
     images: Annotated[int, Field(ge=1, le=100_000)] = 64
-    prompt_start: Annotated[int, Field(ge=0)] = 0
+    prompt_start: Annotated[int, Field(ge=0, le=1_000_000_000)] = 0
     token_grid: Annotated[int, Field(ge=2, le=64)] = 16
-    prompt_bytes: Annotated[int, Field(ge=0)] = 128
+    prompt_bytes: Annotated[int, Field(ge=0, le=1_000_000)] = 128
     arrival: ArrivalConfig = ArrivalConfig()
 
     @property
@@ -78,9 +83,9 @@ class WorkloadConfig(Frozen):
 class HardwareOverrides(Frozen):
     """Optional overrides of a hardware profile's numbers (for sweeps over hypothetical chips)."""
 
-    mem_bw_gbps: PositiveFloat | None = None
-    peak_tflops: PositiveFloat | None = None
-    t_fixed_ms: NonNegFloat | None = None
+    mem_bw_gbps: Annotated[float, Field(gt=0, le=100_000)] | None = None  # <= 100 TB/s
+    peak_tflops: Annotated[float, Field(gt=0, le=1_000_000)] | None = None  # <= 1 EFLOP/s
+    t_fixed_ms: DelayMs | None = None
     eta_bw: Annotated[float, Field(gt=0, le=1)] | None = None
     eta_f: Annotated[float, Field(gt=0, le=1)] | None = None
 
@@ -92,7 +97,7 @@ class CloudConfig(Frozen):
     hardware: str = "h100"
     runtime: str = "cudagraph"
     max_batch: Annotated[int, Field(ge=1, le=1024)] = 8
-    text_tokens: Annotated[int, Field(ge=0)] = 120
+    text_tokens: Tokens = 120
     cfg_rows: Annotated[int, Field(ge=1, le=2)] = 2
     overrides: HardwareOverrides = HardwareOverrides()
 
@@ -103,7 +108,7 @@ class DeviceConfig(Frozen):
     model: str = "ciar-device-xl"
     hardware: str = "snapdragon-8-gen-3"
     runtime: str = "npu"
-    text_tokens: Annotated[int, Field(ge=0)] = 120
+    text_tokens: Tokens = 120
     cfg_rows: Annotated[int, Field(ge=1, le=2)] = 2
     overrides: HardwareOverrides = HardwareOverrides()
 
@@ -112,7 +117,7 @@ class PayloadConfig(Frozen):
     """How messages are encoded. ``None`` widths take the nominal cloud model's numbers."""
 
     feature_dtype: Literal["fp32", "fp16", "bf16", "int8"] = "fp16"
-    feature_dim: Annotated[int, Field(ge=1)] | None = None
+    feature_dim: Annotated[int, Field(ge=1, le=65_536)] | None = None
     dist_dtype: Literal["fp32", "fp16", "bf16"] = "fp16"
     token_bits: Annotated[int, Field(ge=1, le=32)] | None = None
 
@@ -150,26 +155,31 @@ class NetworkConfig(Frozen):
     One-way delay = (``rtt_ms`` + ``backhaul_rtt_ms``) / 2 per message plus jitter drawn from
     ``jitter_dist`` with mean ``jitter_ms`` (messages never overtake each other). Each MTU packet is
     lost with probability ``loss_rate``; a loss costs ``rto_ms`` and a resend.
+
+    Ranges (a value outside is an error): capacities 0.001-100,000 Mbit/s (1 kbit/s-100 Gbit/s);
+    ``rtt_ms``, ``backhaul_rtt_ms``, ``jitter_ms`` and ``rto_ms`` under 60,000 ms; ``loss_rate``
+    in [0, 1); ``capacity_cv`` <= 10; ``capacity_interval_ms`` <= 1 hour; header bytes <= 1024
+    per packet and <= 1,000,000 per message.
     """
 
     capacity: Literal["ideal", "constant", "random", "trace"] = "constant"
-    uplink_mbps: PositiveFloat | None = None
-    downlink_mbps: PositiveFloat | None = None
-    capacity_cv: NonNegFloat = 0.5
-    capacity_interval_ms: PositiveFloat = 1000.0
+    uplink_mbps: Mbps | None = None
+    downlink_mbps: Mbps | None = None
+    capacity_cv: Annotated[float, Field(ge=0, le=10)] = 0.5
+    capacity_interval_ms: Annotated[float, Field(gt=0, le=3_600_000)] = 1000.0
     uplink_trace: str | None = None
     downlink_trace: str | None = None
     trace_format: Literal["mahimahi", "pensieve", "canonical"] = "mahimahi"
     align_traces: bool = False
-    rtt_ms: NonNegFloat = 0.0
-    backhaul_rtt_ms: NonNegFloat = 0.0
-    jitter_ms: NonNegFloat = 0.0
+    rtt_ms: DelayMs = 0.0
+    backhaul_rtt_ms: DelayMs = 0.0
+    jitter_ms: DelayMs = 0.0
     jitter_dist: Literal["exponential", "uniform", "halfnormal"] = "exponential"
     loss_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    rto_ms: PositiveFloat = 200.0
+    rto_ms: Annotated[float, Field(gt=0, lt=60_000)] = 200.0
     mtu_bytes: Annotated[int, Field(ge=64, le=65_535)] = 1500
-    packet_header_bytes: Annotated[int, Field(ge=0)] = 40
-    message_header_bytes: Annotated[int, Field(ge=0)] = 64
+    packet_header_bytes: Annotated[int, Field(ge=0, le=1024)] = 40
+    message_header_bytes: Annotated[int, Field(ge=0, le=1_000_000)] = 64
 
     @model_validator(mode="after")
     def _capacity_fields(self) -> "NetworkConfig":

@@ -157,3 +157,15 @@ def test_ray_executor_matches_local(tmp_path):
     run_scenario(sc, tmp_path / "local", cache_dir=tmp_path / "c2", decoder=hand_decoder)
     for name in ("results.parquet", "messages.parquet", "summary.csv"):
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
+
+
+def test_summary_has_the_swept_values(tmp_path):
+    out = run_scenario(parse_scenario(SCENARIO), tmp_path / "out", cache_dir=tmp_path / "cache",
+                       decoder=hand_decoder)  # fmt: skip
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(summary.columns[:3]) == ["point", "network.rtt_ms", "policy"]
+    points = pd.read_csv(tmp_path / "out" / "points.csv").set_index("point")["network.rtt_ms"]
+    assert (summary["network.rtt_ms"] == summary["point"].map(points)).all()
+    assert sorted(set(summary["network.rtt_ms"])) == [20, 80]
+    assert "| point | network.rtt_ms | policy |" in (tmp_path / "out" / "summary.md").read_text()
+    assert list(out.summary.columns) == list(summary.columns)

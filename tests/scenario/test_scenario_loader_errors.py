@@ -10,7 +10,7 @@ CONSTANT = "network: {capacity: constant, uplink_mbps: 5, downlink_mbps: 10}\n"
 
 def test_out_of_range_names_file_field_and_value(error_of):
     msg = error_of("network:\n  capacity: constant\n  uplink_mbps: -3\n  downlink_mbps: 5\n")
-    assert "bad.yaml: network.uplink_mbps: must be > 0, got -3" in msg
+    assert "bad.yaml: network.uplink_mbps: must be >= 0.001, got -3" in msg
     assert "(line 3)" in msg
     assert "Traceback" not in msg
 
