@@ -95,6 +95,8 @@ class CloudConfig(Frozen):
     text_tokens: Annotated[int, Field(ge=0)] = 120
     cfg_rows: Annotated[int, Field(ge=1, le=2)] = 2
     overrides: HardwareOverrides = HardwareOverrides()
+    # price of one GPU-hour (USD); None: the hardware's default in ciarsim/data/hardware.json
+    usd_per_gpu_hour: PositiveFloat | None = None
 
 
 class DeviceConfig(Frozen):
@@ -150,6 +152,8 @@ class NetworkConfig(Frozen):
     One-way delay = (``rtt_ms`` + ``backhaul_rtt_ms``) / 2 per message plus jitter drawn from
     ``jitter_dist`` with mean ``jitter_ms`` (messages never overtake each other). Each MTU packet is
     lost with probability ``loss_rate``; a loss costs ``rto_ms`` and a resend.
+    ``radio``: the phone's radio technology for energy (``ciarsim/data/radio.json``); ``auto`` is
+    ``none`` on an ideal network, else ``lte``.
     """
 
     capacity: Literal["ideal", "constant", "random", "trace"] = "constant"
@@ -170,6 +174,7 @@ class NetworkConfig(Frozen):
     mtu_bytes: Annotated[int, Field(ge=64, le=65_535)] = 1500
     packet_header_bytes: Annotated[int, Field(ge=0)] = 40
     message_header_bytes: Annotated[int, Field(ge=0)] = 64
+    radio: Literal["auto", "lte", "nr", "wifi", "umts", "none"] = "auto"
 
     @model_validator(mode="after")
     def _capacity_fields(self) -> "NetworkConfig":
