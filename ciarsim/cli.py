@@ -145,6 +145,34 @@ def run(
         out.print(f"trace events: {export_trace_events(target, trace_events)}")
 
 
+@app.command()
+@_friendly
+def capacity(
+    scenario: Path = typer.Argument(..., help="Scenario YAML file."),
+    slo: str = typer.Option("p95<=2000ms", help="Latency SLO: pNN<=LIMITms or pNN<=LIMITs."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: reports/capacity-<name>)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value (repeatable)."),
+    cache_dir: Path = typer.Option(Path(".cache/ciarsim/traces"), help="Decode-trace cache folder."),
+    load: List[str] = typer.Option(["poisson", "closed_loop"], help="Load kinds to search: poisson (rate) and/or closed_loop (devices, the scenario's think time)."),
+    images: int = typer.Option(1000, help="Images per probe (warm-up and cool-down excluded)."),
+    workers: int = typer.Option(1, help="Worker processes (one search per policy and load kind each)."),
+) -> None:
+    """Per policy, the highest Poisson rate and the most closed-loop devices whose latency meets
+    the SLO; writes capacity.csv, capacity_probes.csv and the capacity figure."""
+    from ciarsim.report.capacity import write_capacity_figure  # noqa: PLC0415
+    from ciarsim.runner.slo import capacity_for_scenario, parse_slo  # noqa: PLC0415
+
+    target, sc = parse_slo(slo), _load(scenario, set_)
+    folder = out_dir or Path(f"reports/capacity-{sc.name}")
+    table = capacity_for_scenario(sc, target, folder, cache_dir=cache_dir, kinds=tuple(load),
+                                  images=images, workers=workers,
+                                  progress=lambda d, t, w: err.print(f"[{d}/{t}] {w}"))  # fmt: skip
+    write_capacity_figure(folder, target.limit_ms, str(target))
+    out.print(table[["point", "policy", "load", "capacity", "unit", "latency_at_capacity_ms",
+                     "ci_low_ms", "ci_high_ms", "bounded"]].to_string(index=False))  # fmt: skip
+    out.print(f"wrote {folder}/capacity.csv, capacity_probes.csv, capacity.png")
+
+
 @app.command("report")
 @_friendly
 def report_cmd(

@@ -6,7 +6,9 @@ per (point, policy). Speed-up and call reduction compare policies at the same sw
 ``cloud_calls_reduction_vs_sd = 1 - mean calls of the policy / mean calls of sd``. Quality comes
 from the decision layer. Two notions of "cloud calls": ``cloud_calls_mean`` counts network round
 trips; ``cloud_calls_pct`` is the paper's metric, the cloud's sequential forward passes as a
-percentage of base's (cloud-only decoding = 100%). Quality comes from the decision layer: mean caption consistency of the images and the FD of the policy's image
+percentage of base's (cloud-only decoding = 100%). Energy and cost (``ciarsim.sim.energy``): means per image of ``cloud_gpu_s`` and the three
+energies (J), and ``usd_per_1k_images`` = 1000 x the mean ``cloud_usd`` (the cloud's price of the
+images' GPU shares). Quality comes from the decision layer: mean caption consistency of the images and the FD of the policy's image
 set against the real held-out images of the same prompts. Where the
 reference policy is not in the scenario the column is empty (NaN), never guessed.
 """
@@ -32,7 +34,15 @@ SUMMARY_COLUMNS = [
     "bytes_down_mean",
     "caption_consistency",
     "fd",
+    "cloud_gpu_s_mean",
+    "usd_per_1k_images",
+    "energy_device_j_mean",
+    "energy_radio_j_mean",
+    "energy_cloud_j_mean",
 ]
+# per-image energy/cost columns (ciarsim.sim.energy) -> their mean in the summary
+_MEANS = {"cloud_gpu_s": "cloud_gpu_s_mean", "energy_device_j": "energy_device_j_mean",
+          "energy_radio_j": "energy_radio_j_mean", "energy_cloud_j": "energy_cloud_j_mean"}
 
 
 def summarize(images: pd.DataFrame) -> pd.DataFrame:
@@ -51,6 +61,11 @@ def summarize(images: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     for col, how in (("caption_consistency", "mean"), ("fd", "first")):
         out[col] = grouped[col].agg(how).to_numpy() if col in images else np.nan
+    for col, name in _MEANS.items():  # NaN for results written before these columns existed
+        out[name] = grouped[col].mean().to_numpy() if col in images else np.nan
+    out["usd_per_1k_images"] = (
+        1000.0 * grouped["cloud_usd"].mean().to_numpy() if "cloud_usd" in images else np.nan
+    )
     out["speedup_vs_base"] = _ratio_to(out, "base", "latency_mean_ms", invert=True)
     out["cloud_calls_reduction_vs_sd"] = 1.0 - _ratio_to(out, "sd", "cloud_calls_mean")
     out["cloud_calls_pct"] = 100.0 * _ratio_to(out, "base", "cloud_passes_mean")

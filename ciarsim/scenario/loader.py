@@ -722,6 +722,7 @@ FIELD_HELP = {
     "CloudConfig.text_tokens": "Text-conditioning tokens before the image tokens (LlamaGen T2I: 120).",
     "CloudConfig.cfg_rows": "Sequences per image per step: 2 with classifier-free guidance (LlamaGen T2I samples with CFG), 1 without.",
     "CloudConfig.overrides": "Replace hardware-profile numbers.",
+    "CloudConfig.usd_per_gpu_hour": "Price of one GPU-hour in USD for the cost columns; null: the hardware's default (ciarsim/data/hardware.json, an assumption).",
     "DeviceConfig.model": "Nominal device model (ciar-device-xl: CIAR's one-layer model at XL width).",
     "DeviceConfig.hardware": "snapdragon-8-gen-3, apple-a17-pro, apple-m4, jetson-orin-nano, "
                              "jetson-agx-orin, or a GPU (h100, h200, a100).",
@@ -757,6 +758,7 @@ FIELD_HELP = {
     "NetworkConfig.mtu_bytes": "Packet size on the wire, bytes.",
     "NetworkConfig.packet_header_bytes": "Header bytes per packet (IP + TCP: 40).",
     "NetworkConfig.message_header_bytes": "Header bytes per application message.",
+    "NetworkConfig.radio": "The phone's radio technology for energy (lte, nr, wifi, umts, none; ciarsim/data/radio.json); auto: none on an ideal network, else lte.",
     # policies
     "PolicyBase.name": "Policy: base, device_only, sd, lantern, code_split, gated, ciar, oracle.",
     "PolicyBase.label": "Name shown in results; null: the policy name (gated: gated-<signal>).",

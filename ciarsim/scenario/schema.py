@@ -100,6 +100,8 @@ class CloudConfig(Frozen):
     text_tokens: Tokens = 120
     cfg_rows: Annotated[int, Field(ge=1, le=2)] = 2
     overrides: HardwareOverrides = HardwareOverrides()
+    # price of one GPU-hour (USD); None: the hardware's default in ciarsim/data/hardware.json
+    usd_per_gpu_hour: PositiveFloat | None = None
 
 
 class DeviceConfig(Frozen):
@@ -160,6 +162,8 @@ class NetworkConfig(Frozen):
     ``rtt_ms``, ``backhaul_rtt_ms``, ``jitter_ms`` and ``rto_ms`` under 60,000 ms; ``loss_rate``
     in [0, 1); ``capacity_cv`` <= 10; ``capacity_interval_ms`` <= 1 hour; header bytes <= 1024
     per packet and <= 1,000,000 per message.
+    ``radio``: the phone's radio technology for energy (``ciarsim/data/radio.json``); ``auto`` is
+    ``none`` on an ideal network, else ``lte``.
     """
 
     capacity: Literal["ideal", "constant", "random", "trace"] = "constant"
@@ -180,6 +184,7 @@ class NetworkConfig(Frozen):
     mtu_bytes: Annotated[int, Field(ge=64, le=65_535)] = 1500
     packet_header_bytes: Annotated[int, Field(ge=0, le=1024)] = 40
     message_header_bytes: Annotated[int, Field(ge=0, le=1_000_000)] = 64
+    radio: Literal["auto", "lte", "nr", "wifi", "umts", "none"] = "auto"
 
     @model_validator(mode="after")
     def _capacity_fields(self) -> "NetworkConfig":

@@ -8,7 +8,8 @@ whole running set, priced at (batch = running requests, context = max over them 
 context + ``text_tokens``, new_tokens = max over them; a prefill pass counts as ``text_tokens``
 new tokens on context 0); every running request advances one pass, and those that have done all
 of theirs leave with a record. Requests arriving during an iteration join at the next one.
-Units: ms.
+Each iteration's time is split equally among the requests running in it (``gpu_ms``: a request's
+fair share of the GPU; over all requests they sum to ``busy_ms``). Units: ms.
 
 References: Orca (Yu et al., OSDI 2022) for iteration-level scheduling; vLLM's admission loop.
 """
@@ -35,6 +36,7 @@ class CloudRequest:
     start_ms: float = -1.0  # admitted into the running batch
     end_ms: float = -1.0
     done: int = 0  # passes completed
+    gpu_ms: float = 0.0  # its share of the iterations it ran in (each split equally in a batch)
 
     def current(self) -> tuple[int, int]:
         """(new_tokens, context) of the pass this request runs next."""
@@ -65,7 +67,9 @@ class CloudServer:
         self.pending: deque[CloudRequest] = deque()
         self.running: list[CloudRequest] = []
         self.iterations = 0
+        self.busy_ms = 0.0  # GPU time spent in iterations (the sum of every request's gpu_ms)
         self._busy = False
+        self._step_ms = 0.0
 
     def submit(self, steps: int, new_tokens: int, context: int, prefill: bool = False):
         """Queue a request of ``steps`` passes of ``new_tokens`` tokens from ``context`` image
@@ -117,14 +121,18 @@ class CloudServer:
         if not self.running:
             self._busy = False
             return
-        self.env.timeout(self._iteration_ms()).callbacks.append(self._finish)
+        self._step_ms = self._iteration_ms()
+        self.env.timeout(self._step_ms).callbacks.append(self._finish)
 
     def _finish(self, _event) -> None:
         self.iterations += 1
+        self.busy_ms += self._step_ms
+        share = self._step_ms / len(self.running)
         now = self.env.now
         still = []
         for r in self.running:
             r.done += 1
+            r.gpu_ms += share
             if r.done == r.steps:
                 r.end_ms = now
                 r.on_done(r)

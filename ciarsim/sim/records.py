@@ -36,6 +36,13 @@ resample), ``tokens`` (tokens per image).
 (propagation included); a cloud_queue segment appears only where the wait was > 0; ``op`` is the
 op's index in the image's trace (an exchange's segments share it), ``wasted`` its trace flag.
 Segments of one image may overlap in time when its trace overlaps work.
+
+Energy and cost (``ENERGY_COLUMNS``, computed after the run by ``ciarsim.sim.energy``, which
+documents the attribution): ``cloud_gpu_s`` (the image's share of the cloud GPU's busy time, each
+batched iteration split equally among its requests), ``energy_device_j`` (device busy time x its
+power), ``energy_radio_j`` (the phone's radio: RRC state machine of ``network.radio``, tail
+included), ``energy_cloud_j`` (``cloud_gpu_s`` x the GPU's power), ``cloud_usd`` (``cloud_gpu_s``
+at the price per GPU-hour).
 """
 
 from __future__ import annotations
@@ -45,13 +52,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-IMAGE_COLUMNS = (
+RECORDED_COLUMNS = (
     "policy", "replication", "image", "device", "start_ms", "end_ms", "latency_ms",
     "device_compute_ms", "uplink_ms", "downlink_ms", "rtt_wait_ms", "cloud_queue_ms",
     "cloud_compute_ms", "cloud_calls", "bytes_up", "bytes_down", "tokens_uploaded",
     "tokens_verified", "tokens_changed", "tokens", "device_wasted_ms", "exposed_wait_ms",
     "max_in_flight", "cloud_calls_wasted",
 )  # fmt: skip
+# Added after the run from the records (ciarsim.sim.energy): the image's fair share of GPU time,
+# energies, and the cloud's price of its share.
+ENERGY_COLUMNS = ("cloud_gpu_s", "energy_device_j", "energy_radio_j", "energy_cloud_j", "cloud_usd")
+IMAGE_COLUMNS = RECORDED_COLUMNS + ENERGY_COLUMNS
 BREAKDOWN_COLUMNS = (
     "device_compute_ms", "uplink_ms", "downlink_ms", "rtt_wait_ms", "cloud_queue_ms",
     "cloud_compute_ms",
@@ -88,7 +99,7 @@ class Recorder:
         self.segment_rows: list[tuple] = []
 
     def image(self, row: tuple) -> None:
-        """Append one image row: the ``IMAGE_COLUMNS`` after policy and replication."""
+        """Append one image row: the ``RECORDED_COLUMNS`` after policy and replication."""
         self.image_rows.append(row)
 
     def frames(self, meta: dict | None = None) -> SimRecords:
@@ -96,7 +107,7 @@ class Recorder:
         return SimRecords(self._images(), self._segments(), dict(meta or {}))
 
     def _images(self) -> pd.DataFrame:
-        cols = IMAGE_COLUMNS[2:]
+        cols = RECORDED_COLUMNS[2:]
         rows = sorted(self.image_rows)
         data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
         df = pd.DataFrame(
@@ -105,7 +116,7 @@ class Recorder:
              **{c: np.asarray(data[c], dtype=np.int64 if c in _INT_COLUMNS else np.float64)
                 for c in cols}}
         )  # fmt: skip
-        return df[list(IMAGE_COLUMNS)]
+        return df[list(RECORDED_COLUMNS)]
 
     def _segments(self) -> pd.DataFrame:
         arr = np.array(self.segment_rows, dtype=_SEGMENT_DTYPE)  # one C pass over the tuples

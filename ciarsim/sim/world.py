@@ -33,6 +33,7 @@ from ciarsim.sim.capacity import (
 from ciarsim.sim.cloud import CloudServer
 from ciarsim.sim.costs import CostModel, validate_names
 from ciarsim.sim.device import Device
+from ciarsim.sim.energy import power_w, radio_energy, radio_model, resolve_radio, usd_per_hour
 from ciarsim.sim.link import Link
 from ciarsim.sim.payload import PayloadSizer
 from ciarsim.sim.records import (
@@ -88,6 +89,10 @@ class World:
         self.recorder = Recorder(policy, replication, record_segments)
         self.phones: dict[int, Phone] = {}
         self._bytes: dict[tuple, tuple[int, int]] = {}
+        # per image position: device busy ms and GPU share ms; per message: the radio's interval
+        self._busy: dict[int, float] = {}
+        self._gpu: dict[int, float] = {}
+        self._radio: list[tuple] = []  # (phone, position, start_ms, end_ms, bits_up, bits_down)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -145,6 +150,7 @@ class World:
         self._images = traces.images.tolist()
         self._changed = (traces.source == SOURCE_CLOUD_RESAMPLED).sum(axis=1).tolist()
         self._tokens = traces.tokens_per_image
+        self._where: list[tuple[int, int, int]] = []  # (position, image, phone) of each replay
         arrival = self.workload.arrival
         if arrival.kind == "closed_loop":
             for d in range(min(arrival.devices, len(traces))):
@@ -155,9 +161,39 @@ class World:
         meta = {
             "sim_end_ms": float(self.env.now),
             "cloud_iterations": self.cloud.iterations,
+            "cloud_busy_ms": float(self.cloud.busy_ms),
             "phones": len(self.phones),
         }
-        return self.recorder.frames(meta)
+        rec = self.recorder.frames(meta)
+        self._energy_columns(rec.images)
+        return rec
+
+    def _energy_columns(self, df) -> None:
+        """Add ``ENERGY_COLUMNS`` to the image rows ``df`` (in place; ``ciarsim.sim.energy``)."""
+        where = {(img, dev): pos for pos, img, dev in self._where}
+        pos = np.array([where[k] for k in zip(df["image"].tolist(), df["device"].tolist())],
+                       dtype=np.int64)  # fmt: skip
+        n = len(self._images)
+        busy = np.zeros(n)
+        gpu = np.zeros(n)
+        for p, ms in self._busy.items():
+            busy[p] = ms
+        for p, ms in self._gpu.items():
+            gpu[p] = ms
+        cloud, dev, net = self.models.cloud, self.models.device, self.network
+        radio = radio_model(resolve_radio(net.radio, net.capacity))
+        r = np.array(self._radio, dtype=np.float64).reshape(-1, 6)
+        joules = radio_energy(
+            radio, r[:, 0].astype(np.int64), r[:, 1].astype(np.int64), r[:, 2] / 1000.0,
+            r[:, 3] / 1000.0, r[:, 4] / 1e6, r[:, 5] / 1e6, n,
+        )  # fmt: skip
+        gpu_s = gpu[pos] / 1000.0
+        price = cloud.usd_per_gpu_hour or usd_per_hour(cloud.hardware)
+        df["cloud_gpu_s"] = gpu_s
+        df["energy_device_j"] = busy[pos] / 1000.0 * power_w(dev.hardware, dev.runtime)
+        df["energy_radio_j"] = joules[pos]
+        df["energy_cloud_j"] = gpu_s * power_w(cloud.hardware, cloud.runtime)
+        df["cloud_usd"] = gpu_s / 3600.0 * price
 
     def _closed_loop(self, d: int, positions: range):
         phone, think = self.phone(d), self.workload.arrival.think_time_ms
@@ -187,9 +223,10 @@ class World:
         keep, segs = self.recorder.keep_segments, self.recorder.segment_rows
         image, d = self._images[pos], dev.index
         t0 = env.now
+        self._where.append((pos, image, d))
         timeline = _Timeline(image, d, segs).answer if keep else None
         answers: list = []  # the answer event of each exchange, in issue order
-        dev_ms = wasted_ms = 0.0
+        dev_ms = wasted_ms = busy_ms = 0.0
         bytes_up = bytes_down = 0
         for op in self._ops[pos]:
             w = op[10]  # the exchange whose answer this op waits for, else -1 (see run)
@@ -201,6 +238,7 @@ class World:
                 t = env.now
                 s, e = yield from dev.compute(env, op[1], op[2], op[3], op[4])
                 dev_ms += e - t
+                busy_ms += e - s
                 if op[12]:
                     wasted_ms += e - s
                 if keep:
@@ -215,8 +253,14 @@ class World:
                 yield ev
         up_ms = down_ms = prop_ms = q_ms = c_ms = 0.0  # busy times, summed in issue order
         last, most = -1.0, min(len(answers), 1)
+        radio, hdr, gpu_ms = self._radio, self.network.packet_header_bytes * 8, 0.0
         for ev in answers:
             ru, req, rd, _, _ = ev._value
+            gpu_ms += req.gpu_ms
+            radio.append((d, pos, ru.send_ms + ru.queue_ms, ru.arrival_ms - ru.propagation_ms,
+                          ru.nbytes * 8 + ru.packets * hdr, 0))
+            radio.append((d, pos, rd.send_ms + rd.queue_ms + rd.propagation_ms, rd.arrival_ms,
+                          0, rd.nbytes * 8 + rd.packets * hdr))  # fmt: skip
             up_ms += ru.arrival_ms - ru.send_ms - ru.propagation_ms
             down_ms += rd.arrival_ms - rd.send_ms - rd.propagation_ms
             prop_ms += ru.propagation_ms + rd.propagation_ms
@@ -229,6 +273,7 @@ class World:
         if most > 1:
             most = _most_in_flight(answers)
         uploaded, verified, calls_wasted = self._static[pos]
+        self._busy[pos], self._gpu[pos] = busy_ms, gpu_ms
         latency = env.now - t0
         exposed_ms = max(latency - dev_ms, 0.0)  # the thread computes or waits, nothing else
         self.recorder.image((

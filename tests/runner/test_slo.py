@@ -1,0 +1,97 @@
+"""Capacity at an SLO: SLO parsing, percentile intervals, the bracketing search, and the M/D/1
+check against the Pollaczek-Khinchine formula."""
+
+import numpy as np
+import pytest
+
+from ciarsim.errors import ScenarioError
+from ciarsim.runner.slo import (
+    Probe, Slo, parse_slo, percentile_ci, run_capacity, search, tile, Task,
+)  # fmt: skip
+from ciarsim.scenario.schema import (
+    ArrivalConfig, CloudConfig, ModelsConfig, NetworkConfig, Scenario, WorkloadConfig,
+)  # fmt: skip
+from ciarsim.scenario.sweep import replication_seed
+from ciarsim.sim import simulate
+from ciarsim.sim.costs import CostModel
+from ciarsim.trace import OP_DTYPE, ImageTrace, TraceSet, cloud_op
+
+CLOUD = CloudConfig(runtime="eager", max_batch=1, text_tokens=0, cfg_rows=1)
+MD1 = Scenario(workload=WorkloadConfig(images=1, token_grid=2),
+               models=ModelsConfig(cloud=CLOUD), network=NetworkConfig(capacity="ideal"))  # fmt: skip
+S_MS = CostModel.from_config(CLOUD, "models.cloud").step_ms(1, 0, 1)  # deterministic service
+
+
+def _one_pass_trace() -> TraceSet:
+    """Cloud-only (base-like) image: one request of one pass, nothing on the device."""
+    ops = np.array([cloud_op(steps=1, new_tokens=1, context=0, tokens_down=1)], dtype=OP_DTYPE)
+    img = ImageTrace(0, ops, np.zeros(4, np.int32), np.zeros(4, np.float32), np.zeros(4, np.uint8))
+    return TraceSet.from_images([img], {"policy": "md1"})
+
+
+def test_parse_slo():
+    assert parse_slo("p95<=2000ms") == Slo(95.0, 2000.0)
+    assert parse_slo(" p99 <= 1.5s ") == Slo(99.0, 1500.0)
+    for bad in ("p100<=1ms", "95<=2000ms", "p95<2000ms", "p95<=2000"):
+        with pytest.raises(ScenarioError, match="--slo"):
+            parse_slo(bad)
+
+
+def test_percentile_interval_brackets_the_estimate():
+    x = np.random.default_rng(0).exponential(100.0, 2000)
+    est, lo, hi = percentile_ci(x, 95)
+    assert lo < est < hi and hi - lo < 0.3 * est
+    assert est == pytest.approx(100 * np.log(20), rel=0.15)
+
+
+@pytest.mark.parametrize("integer,truth,expect", [(False, 37.3, 37.3), (True, 37.3, 37),
+                                                  (False, 0.001, 0.0), (False, 5000, 1024)])  # fmt: skip
+def test_search_brackets_then_bisects(integer, truth, expect):
+    fake = lambda x: Probe(x, x, x, x, 1, x <= truth)  # noqa: E731  latency grows with load
+    cap, bounded, probes = search(fake, start=4.0, integer=integer, rel_tol=0.01)
+    assert cap == pytest.approx(expect, rel=0.01) and cap <= truth
+    assert bounded == (expect != 1024) and len(probes) < 25
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.8])
+def test_md1_cloud_matches_pollaczek_khinchine(rho):
+    """Poisson arrivals, one deterministic pass each, batch 1: M/D/1. Mean wait
+    W = rho * S / (2 (1 - rho)) (Pollaczek-Khinchine with zero service variance)."""
+    rate_per_s = rho / S_MS * 1000.0
+    traces = tile(_one_pass_trace(), 20_000)
+    work = WorkloadConfig(images=20_000, token_grid=2,
+                          arrival=ArrivalConfig(kind="poisson", rate_per_s=rate_per_s))
+    rec = simulate(traces, workload=work, models=MD1.models, network=MD1.network,
+                   seed=replication_seed(0, 0), replication=0, policy="base", record_segments=False)
+    df = rec.images.sort_values("start_ms")[2000:-2000]
+    wait = (df.latency_ms - S_MS).mean()
+    assert df.cloud_compute_ms.to_numpy() == pytest.approx(S_MS)
+    assert wait == pytest.approx(rho * S_MS / (2 * (1 - rho)), rel=0.1)
+
+
+def test_run_capacity_writes_tables(tmp_path):
+    path = tmp_path / "t.npz"
+    _one_pass_trace().save(path)
+    # p50 <= 3 S: M/D/1 median wait reaches 2 S near rho ~ 0.8 (below 1/S images per ms)
+    slo = Slo(50, 3 * S_MS)
+    tasks = [Task("p0", MD1, "base", str(path), kind, slo, 1500, 0.1, 0.05, 1024.0)
+             for kind in ("poisson", "closed_loop")]  # fmt: skip
+    table = run_capacity(tasks, tmp_path / "out")
+    assert (tmp_path / "out" / "capacity.csv").exists()
+    assert (tmp_path / "out" / "capacity_probes.csv").exists()
+    rate = table.set_index("load").loc["poisson"]
+    assert 0.5 * 1000 / S_MS < rate.capacity < 1000 / S_MS and rate.bounded
+    assert rate.latency_at_capacity_ms <= 3 * S_MS and rate.images_kept == 1200
+    devices = table.set_index("load").loc["closed_loop"]
+    assert devices.capacity in (2.0, 3.0)  # think time 0: d devices wait (d - 1) S each
+
+
+def test_capacity_figure_is_written(tmp_path):
+    from ciarsim.report.capacity import write_capacity_figure
+
+    path = tmp_path / "t.npz"
+    _one_pass_trace().save(path)
+    tasks = [Task("p0", MD1, "base", str(path), "poisson", Slo(95, 4 * S_MS), 400, 0.1, 0.2, 64.0)]
+    run_capacity(tasks, tmp_path)
+    paths = write_capacity_figure(tmp_path, 4 * S_MS, "p95<=50ms")
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)
