@@ -648,7 +648,7 @@ def evaluate_models(out_dir, preset: str = "shapes-256", device: str = "cpu",
     card = {
         "model_set": Path(out_dir).name, "preset": preset,
         "eval": {**({"split": "test", "seed": EVAL_SEED} if not data_dir else
-                    {"split": "test", "prompts": "held-out test rows of " + str(data_dir)}),
+                    {"split": "test", "prompts": "held-out rows of " + str(data_dir) + " (their test half)"}),
                  "n_prompts": n, "n_positions": int(sig["agree"].size),
                  "validation": {"split": "validation", "n_prompts": len(val.captions),
                                 **({"seed": splits.VALIDATION_SEED} if not data_dir else {}),

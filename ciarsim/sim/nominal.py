@@ -9,7 +9,7 @@ heads. The parameter counts below reproduce the ``params_m`` column of the measu
 ``ciar-device-xl`` is CIAR's device model (Ye et al., ICLR 2026) at LlamaGen-XL width: the token
 embedding, ONE transformer block and the Inter-Head with 2|V| outputs (centre and radius logits),
 about 83M parameters; ``ciar-device-xl-2l`` is the same with two blocks (about 104M), the nominal
-model of the 2-layer decision-model set ``models/shapes-256-2l``. The feature projection phi is not costed (its form is not public; a light
+model of a 2-layer decision-model set (``ciarsim train device --device-layers 2``). The feature projection phi is not costed (its form is not public; a light
 projection by the paper's account).
 
 Costing conventions (used by ``ciarsim.sim.costs``):
@@ -91,10 +91,10 @@ NOMINAL_MODELS: dict[str, NominalModel] = {
         "ciar-device-xl", 1, 1280, head_outputs=2 * LLAMAGEN_VOCAB,
         source="CIAR (Ye et al. 2026): one XL block + token embedding + Inter-Head (2|V|)",
     ),  # 83M  # fmt: skip
-    # The shipped alternative device (models/shapes-256-2l, issue 17): the first TWO blocks. Costs one
+    # The 2-layer device alternative (issue 17; --device-layers 2): the first TWO blocks. Costs one
     # more XL block per token (weights, FLOPs, KV cache) than the paper's one-layer design.
     "ciar-device-xl-2l": NominalModel(
         "ciar-device-xl-2l", 2, 1280, head_outputs=2 * LLAMAGEN_VOCAB,
-        source="CIAR's device (Ye et al. 2026) with two XL blocks: the 2-layer alternative of models/shapes-256-2l",
+        source="CIAR's device (Ye et al. 2026) with two XL blocks: the 2-layer alternative (issue 17)",
     ),  # 104M  # fmt: skip
 }

@@ -56,3 +56,21 @@ def test_missing_files_raise(tmp_path):
     (tmp_path / "cloud.safetensors").unlink()
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path, "cloud")
+
+
+def test_linked_weights_load_verified_without_a_copy(tmp_path):
+    from ciarsim.nn.checkpoints import link_checkpoint
+
+    src, dst = tmp_path / "a", tmp_path / "b"
+    model = _cloud()
+    save_checkpoint(model, src, "cloud", {})
+    card = link_checkpoint(src, dst, "cloud")
+    assert card["weights"] == "../a/cloud.safetensors" and not (dst / "cloud.safetensors").exists()
+    loaded, _ = load_checkpoint(dst, "cloud")
+    for k, v in loaded.state_dict().items():
+        torch.testing.assert_close(v, model.state_dict()[k].half().float())
+    data = bytearray((src / "cloud.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (src / "cloud.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256 expected"):
+        load_checkpoint(dst, "cloud")  # the reference is verified like a local file
