@@ -174,6 +174,13 @@ class ModelSet:
     card: dict
     captions: CaptionTokenizer = field(default_factory=CaptionTokenizer)  # the cloud's caption vocabulary (the grammar's unless trained on a folder)
     data: dict = field(default_factory=dict)  # the cloud card's training-data record (source, folder path, ...)
+    root: Path | None = None  # the folder the set was loaded from (its classifier lives there too)
+
+    @property
+    def classifier_path(self) -> Path | None:
+        """The set's attribute classifier (``classifier.safetensors`` beside its models), if any."""
+        path = None if self.root is None else self.root / "classifier.safetensors"
+        return path if path is not None and path.is_file() else None
 
     @property
     def cfg_variants(self) -> dict[str, str]:
@@ -193,7 +200,7 @@ def load_models(model_dir: Path | str = DEFAULT_DIR, device: str = "cpu") -> Mod
     card_path = model_dir / "card.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
     return ModelSet(loaded["tokenizer"][0], loaded["cloud"][0], loaded["device"][0], card,
-                    caption_tokenizer(loaded["cloud"][1]), loaded["cloud"][1].get("data", {}))
+                    caption_tokenizer(loaded["cloud"][1]), loaded["cloud"][1].get("data", {}), model_dir)
 
 
 def caption_tokenizer(cloud_card: dict) -> CaptionTokenizer:

@@ -226,9 +226,11 @@ def attach_quality(ts: TraceSet, prompts: Prompts, models) -> TraceSet:
         meta["quality_note"] = ("not measured: prompts from the user folder the models were trained on; the "
                                 "attribute classifier scores only the procedural scenes")
         return TraceSet(ts.images, ts.offsets, ts.ops, ts.tokens, ts.u, ts.source, meta, preview=preview)
-    per_image = quality.caption_consistency_per_image(imgs, prompts.captions)
+    # the model set's own classifier (so an installed package or a set elsewhere scores with its own)
+    clf = quality.load_classifier(models.classifier_path) if getattr(models, "classifier_path", None) else None
+    per_image = quality.caption_consistency_per_image(imgs, prompts.captions, clf)
     ref = splits.scenes(prompts.split, len(prompts.images), int(prompts.images[0]))  # the same prompts' real images
-    fd = quality.frechet_distance(imgs, ref.images)
+    fd = quality.frechet_distance(imgs, ref.images, clf)
     meta["quality"] = {
         "caption_consistency": [round(float(x), 6) for x in per_image],
         "fd": round(float(fd.fd), 6), "fd_n_gen": fd.n_gen, "fd_n_ref": fd.n_ref,

@@ -151,3 +151,26 @@ def test_calibrated_thresholds_hit_the_send_rate(tiny_models):
                     workload=wl)
         share = (ts.source != SOURCE_DEVICE_KEPT).mean()
         assert 0.3 < share < 0.7, (signal, share)
+
+
+def test_quality_is_scored_with_the_model_sets_own_classifier(tiny_models, tmp_path, monkeypatch):
+    """attach_quality loads ``classifier.safetensors`` from the folder the set came from."""
+    from dataclasses import replace
+
+    from ciarsim.nn import quality
+    from ciarsim.policies.engine import attach_quality, load_prompts
+    from ciarsim.trace import OP_DTYPE, TraceSet
+
+    (tmp_path / "classifier.safetensors").write_bytes(b"stand-in")
+    seen = {}
+    monkeypatch.setattr(quality, "load_classifier", lambda path=None, device="cpu": seen.setdefault("path", path))
+    monkeypatch.setattr(quality, "caption_consistency_per_image",
+                        lambda imgs, caps, clf=None: seen.setdefault("clf", clf) and [0.5] * len(caps))
+    monkeypatch.setattr(quality, "frechet_distance", lambda a, b, clf=None: quality.FDResult(1.0, len(a), len(b)))
+    models = replace(tiny_models, root=tmp_path)
+    pr = load_prompts(0, 2, models.cloud.cfg.cap_len)
+    ts = TraceSet(np.arange(2), np.zeros(3, np.int64), np.zeros(0, OP_DTYPE), np.zeros((2, 16), np.int32),
+                  np.zeros((2, 16), np.float32), np.zeros((2, 16), np.uint8), {})
+    out = attach_quality(ts, pr, models)
+    assert seen["path"] == tmp_path / "classifier.safetensors" and seen["clf"] == seen["path"]
+    assert out.meta["quality"]["caption_consistency"] == [0.5, 0.5]
