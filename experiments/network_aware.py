@@ -100,7 +100,7 @@ def select_on_validation(network: str = "4g") -> dict:
     prompts = {"start": 0, "images": VAL_IMAGES, "token_grid": work.token_grid, "split": "validation"}
     rows = []
     for e in entries:
-        pol = Scenario_policy(e)
+        pol = policy_config(e)
         key = trace_key(pol.model_dump(mode="json"), prompts, digests, sc.seed)
         ts = cache.get_or_decode(key, lambda: decode_split(pol, work, sc.models, sc.seed, "validation"))
         rec = simulate(ts, workload=work, models=sc.models, network=sc.network, seed=sc.seed,
@@ -121,7 +121,7 @@ def select_on_validation(network: str = "4g") -> dict:
     return next((c for c in CANDIDATES if c["label"] == chosen), None)
 
 
-def Scenario_policy(entry: dict):
+def policy_config(entry: dict):
     """A policy config from a scenario entry."""
     from ciarsim.scenario.schema import Scenario
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from ciarsim.trace import DEP_NONE, cloud_op, device_op, join_op
+from ciarsim.trace import DEP_NONE, DEP_PREV, cloud_op, device_op, join_op
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class _Sync:
         self.started = m > 0  # the prompt went up with the prefix request
 
     def request(self, upto: int, features: int, *, changed: bool, decided: int = 1,
-                settled: int | None = None, dep: int = -2, generate: int = 0) -> tuple:
+                settled: int | None = None, dep: int = DEP_PREV, generate: int = 0) -> tuple:
         """The exchange that sends the unsynced drafts through ``upto`` (with ``features``
         interval features), has the cloud decide them in one pass and then ``generate`` tokens
         of its own (one pass each; priced at the first pass's width, a slight over-estimate).

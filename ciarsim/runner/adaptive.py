@@ -31,8 +31,7 @@ class Variant:
 
 def validation_workload(policy, workload):
     """The workload an adaptive policy's candidates are predicted on: validation prompts."""
-    return workload.model_copy(update={"images": policy.validation_images, "prompt_start": 0,
-                                       "arrival": workload.arrival})
+    return workload.model_copy(update={"images": policy.validation_images, "prompt_start": 0})
 
 
 def nominal(network):
