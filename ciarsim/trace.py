@@ -248,13 +248,14 @@ class TraceSet:
         h.update(json.dumps(self.meta, sort_keys=True).encode())
         return h.hexdigest()
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write atomically (temp file + rename): a crash never leaves a complete-looking file."""
+    def save(self, path: str | os.PathLike, compress: bool = False) -> None:
+        """Write atomically (temp file + rename): a crash never leaves a complete-looking file.
+        ``compress``: zip-deflate the arrays (about half the size, for traces shipped in git)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
-            np.savez(
+            (np.savez_compressed if compress else np.savez)(
                 f,
                 version=np.array(TRACE_VERSION),
                 images=self.images,

@@ -16,6 +16,10 @@
    ``PARITY_MARGIN`` of base's, on the test prompts, with a 95% bootstrap interval over prompts
    (``reports/paper-check/parity.json``). Tau moves along the signal's score quantiles measured on
    validation prompts, so nothing is chosen on test.
+6. Device-speed sensitivity: the phone's roofline swept (memory bandwidth, fixed cost per step;
+   hypothetical chips) across the published bounds on phone decoding speed (3.9 ms/token:
+   SmolLM2-135M on a Snapdragon 8 Elite NPU with ExecuTorch; ~20 ms/token: Llama-3.2-1B 4-bit on a
+   Snapdragon 8 Gen 3 CPU), compute-only and over the 4G link (``reports/paper-check/device-speed*``).
 Every step goes through the product's own commands; decode traces are cached and shared.
 """
 
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 OUT = Path("reports/paper-check")
 SIGNALS = ["random", "entropy", "max_prob", "topk_set", "uhlm", "interval"]
@@ -109,6 +114,58 @@ def break_even(run_dir: Path) -> dict:
         out["break_even_rtt_ms"] = round(float(x), 1)
         out["verdict"] = f"ciar beats base below {x:.0f} ms RTT"
     return out
+
+
+# phone roofline points: (memory bandwidth GB/s, fixed ms per step); the shipped assumption is
+# (76.8, 2.0). They span ~1-30 ms per device token, around the published bounds below.
+SPEEDS = [(8, 4.0), (20, 2.0), (40, 2.0), (76.8, 2.0), (150, 1.0), (400, 0.5), (2000, 0.2)]
+PUBLISHED_MS_PER_TOKEN = {"SmolLM2-135M, Snapdragon 8 Elite NPU, ExecuTorch (254 tokens/s)": 3.9,
+                          "Llama-3.2-1B 4-bit, Snapdragon 8 Gen 3 CPU": 20.0}  # fmt: skip
+PHONE = ["--set", "models.device.hardware=snapdragon-8-gen-3", "--set", "models.device.runtime=npu"]
+
+
+def device_speed(tau: float, images: int, workers: int) -> pd.DataFrame:
+    """Speed-up over base of ciar, code_split and device_only as the phone gets faster, with
+    the paper's compute-only accounting (ideal network) and over the 4G link; one row per
+    (setting, chip). Device ms per token = device_only's latency / 256."""
+    pol = "[{name: base}, {name: ciar, tau: %r}, {name: code_split, cloud_fraction: 0.3}, {name: device_only}]" % tau
+    speeds = json.dumps([{"models.device.overrides.mem_bw_gbps": [b for b, _ in SPEEDS],
+                          "models.device.overrides.t_fixed_ms": [f for _, f in SPEEDS]}])
+    rows = []
+    for setting, scenario, extra in (("compute-only", "scenarios/ideal.yaml", PHONE),
+                                     ("4g", "scenarios/4g.yaml", [])):  # fmt: skip
+        d = OUT / f"device-speed-{setting}"
+        ciarsim("run", scenario, "--out", str(d), "--workers", str(workers), "--set", f"workload.images={images}",
+                *extra, "--set", f"policies={pol}", "--set", f"zip={speeds}")
+        s = pd.read_csv(d / "summary.csv")
+        per_token = s[s.policy == "device_only"].set_index("point")["latency_mean_ms"] / 256
+        s = s.assign(setting=setting, device_ms_per_token=s.point.map(per_token).round(3))
+        rows.append(s[["setting", "device_ms_per_token", "policy", "latency_mean_ms", "speedup_vs_base"]])
+    return pd.concat(rows, ignore_index=True).round(4)
+
+
+def device_speed_md(df: pd.DataFrame) -> str:
+    """The device-speed table as markdown: speed-up over base per device ms/token."""
+    bounds = "; ".join(f"{k}: {v} ms/token" for k, v in PUBLISHED_MS_PER_TOKEN.items())
+    out = ["# Device-speed sensitivity\n",
+           "Made by `python experiments/paper_check.py` (step 6). The phone's roofline is swept over "
+           "hypothetical chips (memory bandwidth, fixed cost per step); device ms/token = device_only's "
+           "latency / 256. The shipped phone cost is an ASSUMPTION; published bounds: " + bounds + ". "
+           "Cells: speed-up over base (> 1: faster than cloud-only).\n"]
+    for setting, g in df.groupby("setting", sort=False):
+        cols = sorted(g.device_ms_per_token.unique(), reverse=True)
+        out += [f"## {setting}\n", "| policy | " + " | ".join(f"{c:.2f} ms/token" for c in cols) + " |",
+                "|---|" + "---|" * len(cols)]
+        for pol, h in g.groupby("policy", sort=False):
+            v = h.set_index("device_ms_per_token")["speedup_vs_base"]
+            out.append(f"| {pol} | " + " | ".join(f"{v[c]:.2f}x" for c in cols) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_speed(df: pd.DataFrame) -> None:
+    df.to_csv(OUT / "device_speed.csv", index=False)
+    (OUT / "device-speed.md").write_text(device_speed_md(df))
 
 
 PARITY_MARGIN = 0.03
@@ -195,10 +252,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--parity-images", type=int, default=64, help="test prompts per parity-bisection point")
     ap.add_argument("--parity-only", action="store_true", help="only the parity budgets (parity.json)")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the device-speed sweep (step 6), at ciar's tau in scenarios/4g.yaml")
     ap.add_argument("--update-scenarios", action="store_true",
                     help="write the calibrated table taus into scenarios/*.yaml (after retraining the models)")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if a.speed_only:
+        tau = next(float(p["tau"]) for p in yaml.safe_load(Path("scenarios/4g.yaml").read_text())["policies"]
+                   if p["name"] == "ciar")
+        write_speed(device_speed(tau, a.images, a.workers))
+        return
     parity = parity_budget(a.parity_images, calibration_images=a.calibration_images)
     (OUT / "parity.json").write_text(json.dumps(parity, indent=2))
     print(json.dumps({k: (v["parity_budget_pct"], v["ci95"]) for k, v in parity["policies"].items()}))
@@ -231,6 +295,7 @@ def main() -> None:
                 "--set", f"policies={pol}", "--set", f"sweep={{network.rtt_ms: {rtts}}}")
     be = {name: break_even(OUT / name) for name in ("rtt-ideal-hardware", "rtt-4g-phone")}
     (OUT / "break_even.json").write_text(json.dumps(be, indent=2))
+    write_speed(device_speed(taus["table"]["interval"], a.images, a.workers))
     print(table.to_string(index=False))
     print(json.dumps(be, indent=2))
 

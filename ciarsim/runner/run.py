@@ -30,7 +30,7 @@ import pandas as pd
 from ciarsim.errors import MissingComponentError
 from ciarsim.runner import adaptive, provenance, store
 from ciarsim.runner.summary import summarize, to_markdown
-from ciarsim.runner.trace_cache import TraceCache, decision_code_version, trace_key
+from ciarsim.runner.trace_cache import TraceCache, decision_code_version, shipped_dir, trace_key
 from ciarsim.scenario.schema import ModelsConfig, Scenario, WorkloadConfig
 from ciarsim.trace import TraceSet
 
@@ -176,7 +176,7 @@ def decode_task(job: Job, cache_dir: str, decoder: Decoder | None) -> str:
         work = adaptive_validation_workload(job, sc)
         run = lambda: (decoder(job.policy, work, sc.models, sc.seed) if decoder  # noqa: E731
                        else decode_split(job.policy, work, sc.models, sc.seed, job.split))
-    TraceCache(cache_dir).get_or_decode(job.trace_key, run)
+    TraceCache(cache_dir, (shipped_dir(sc.models.checkpoints),)).get_or_decode(job.trace_key, run)
     return job.trace_key
 
 
@@ -193,7 +193,7 @@ def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
 
     started = time.perf_counter()
     sc = job.point.scenario
-    cache = TraceCache(cache_dir)
+    cache = TraceCache(cache_dir, (shipped_dir(sc.models.checkpoints),))
     extra = {}
     if job.variants:
         load = lambda key: TraceSet.load(cache.path(key))  # noqa: E731
@@ -247,7 +247,7 @@ def run_scenario(
     executor = executor or LocalExecutor()
     points, jobs = plan_jobs(scenario, out_dir, provenance.dirty_tree(), messages)
     todo = [j for j in jobs if force or not j.part.with_suffix(".images.parquet").exists()]
-    cache = TraceCache(cache_dir)
+    cache = TraceCache(cache_dir, (shipped_dir(scenario.models.checkpoints),))
     first_of_key: dict[str, Job] = {}
     for j in _decode_jobs(todo):
         first_of_key.setdefault(j.trace_key, j)

@@ -253,7 +253,7 @@ def capacity_for_scenario(
     sweeps dropped), then search every (point, policy, kind); writes ``capacity.csv`` and
     ``capacity_probes.csv`` to ``out_dir`` and returns the capacity table."""
     from ciarsim.runner.run import decode_task, plan_jobs, preflight  # noqa: PLC0415
-    from ciarsim.runner.trace_cache import TraceCache  # noqa: PLC0415
+    from ciarsim.runner.trace_cache import TraceCache, shipped_dir  # noqa: PLC0415
 
     for kind in kinds:
         if kind not in ("poisson", "closed_loop"):
@@ -262,7 +262,7 @@ def capacity_for_scenario(
     if decoder is None:
         preflight(base)
     _, jobs = plan_jobs(base, Path(out_dir))
-    cache, paths = TraceCache(cache_dir), {}
+    cache, paths = TraceCache(cache_dir, (shipped_dir(base.models.checkpoints),)), {}
     for job in jobs:
         if job.replication == 0:
             decode_task(job, str(cache_dir), decoder)

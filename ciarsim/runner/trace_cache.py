@@ -5,6 +5,11 @@ timing: the policy's parameters (not its display label), the content hashes of t
 (``provenance.checkpoint_digests``), the prompts (start, count, token grid), the decision seed, and
 the code version of the decision layer (a hash of every file under ``ciarsim/nn`` and
 ``ciarsim/policies`` and of the trace format, so editing a policy invalidates its traces).
+
+A model set may ship decoded traces in its ``traces/`` folder (``shipped_dir``), named by the same
+keys: the cache reads them when its own folder lacks a key, and never writes there. A shipped file
+is used only when its key matches, i.e. when models, prompts, policy, seed and code are the ones
+that made it; otherwise the trace is decoded as usual.
 """
 
 from __future__ import annotations
@@ -40,19 +45,31 @@ def trace_key(policy: dict[str, Any], prompts: dict[str, Any], checkpoints: dict
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-class TraceCache:
-    """Trace sets on disk under ``root``, one ``<key>.npz`` each, written atomically."""
+def shipped_dir(checkpoints: str | Path) -> Path:
+    """Where a model set ships decoded traces: ``<checkpoints>/traces``."""
+    return Path(checkpoints) / "traces"
 
-    def __init__(self, root: str | Path) -> None:
+
+class TraceCache:
+    """Trace sets on disk under ``root``, one ``<key>.npz`` each, written atomically; read-only
+    ``shipped`` folders are looked in when ``root`` lacks a key."""
+
+    def __init__(self, root: str | Path, shipped: tuple[str | Path, ...] = ()) -> None:
         self.root = Path(root)
+        self.shipped = tuple(Path(s) for s in shipped)
         self.hits = 0
         self.misses = 0
 
     def path(self, key: str) -> Path:
-        return self.root / f"{key}.npz"
+        """The file holding ``key``: in ``root``, else in a shipped folder that has it, else the
+        ``root`` path it would be written to."""
+        own = self.root / f"{key}.npz"
+        if own.exists():
+            return own
+        return next((p for p in (s / f"{key}.npz" for s in self.shipped) if p.exists()), own)
 
     def get_or_decode(self, key: str, decode: Callable[[], TraceSet]) -> TraceSet:
-        """The cached trace set for ``key``, decoding and storing it first if absent."""
+        """The cached trace set for ``key``, decoding and storing it (in ``root``) first if absent."""
         path = self.path(key)
         if path.exists():
             self.hits += 1
