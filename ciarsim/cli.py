@@ -381,43 +381,35 @@ def scenarios_schema() -> None:
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
 
 
-TRAIN_WHAT = ("tokenizer", "cloud", "device", "classifier", "all")
-
-
 @app.command()
 @_friendly
 def train(
-    what: str = typer.Argument(..., help="tokenizer | cloud | device | classifier | all"),
+    what: str = typer.Argument(..., help="tokenizer | tokenizer-decoder | cloud | device | classifier | all | evaluate"),
     out_dir: Path = typer.Option(Path("models/shapes-256"), "--out", help="Checkpoint folder."),
-    preset: str = typer.Option("shapes-256", help="Training preset (shapes-256, tiny)."),
+    preset: str = typer.Option("shapes-256", help="Training preset (shapes-256, tiny, ...)."),
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
-    budget_min: Optional[float] = typer.Option(None, help="Wall-clock cap (minutes) for the GPT stages."),
-    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
+    budget_min: Optional[float] = typer.Option(None, help="Wall-clock cap in minutes for the stage's training "
+                                               "(all: 70% cloud, 30% device)."),
+    resume: bool = typer.Option(False, help="cloud/device: continue from the saved checkpoint."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default; 1 avoids contention)."),
     precision: str = typer.Option("auto", help="GPT passes: auto (bf16 where the hardware has it), bf16, fp32."),
+    steps: Optional[int] = typer.Option(None, help="cloud/device: override the preset's step count."),
+    batch: Optional[int] = typer.Option(None, help="cloud/device: override the preset's batch size."),
+    device_layers: Optional[int] = typer.Option(None, help="device/all: trunk depth, the cloud's first N blocks "
+                                                "(default 1, the paper's design)."),
+    phi_every: Optional[int] = typer.Option(None, help="device: train phi every N steps (default: the preset's, 2)."),
+    kl: Optional[float] = typer.Option(None, help="device/all: weight of each guidance-consistent KL distillation "
+                                       "term (guided, caption, null; default: the preset's, 1 for shapes-256)."),
     data: Optional[Path] = typer.Option(None, help="Train on a folder of images + captions.csv (file,caption) "
                                         "instead of the procedural scenes; its last 10% is held out."),
-    device_layers: Optional[int] = typer.Option(None, help="device: trunk depth, the cloud's first N blocks "
-                                                "(default 1, the paper's design)."),
-    kl: Optional[float] = typer.Option(None, help="device: weight of each guidance-consistent KL distillation "
-                                       "term (guided, caption, null; default: the preset's, 1 for shapes-256)."),
-    resume: bool = typer.Option(False, help="cloud/device: continue from the saved checkpoint."),
-    steps: Optional[int] = typer.Option(None, help="cloud/device: override the preset's step count."),
 ) -> None:
     """Train the decision models (safetensors + JSON cards) and measure the card's targets."""
-    if what not in TRAIN_WHAT:
-        raise UsageError(f"train: unknown model '{what}', expected one of {', '.join(TRAIN_WHAT)}")
-    import torch  # noqa: PLC0415
+    from ciarsim.nn.train import TrainOptions, check_options, train_models  # noqa: PLC0415
 
-    from ciarsim.nn import quality, train as tr  # noqa: PLC0415
-
-    if threads:
-        torch.set_num_threads(threads)
-    tr.resolve_precision(precision, device)  # bad options fail before any training starts
-    if data is not None:
-        if what == "classifier":
-            raise UsageError("train classifier: --data does not apply; the attribute classifier learns the procedural "
-                     "scenes' ground truth, which a folder of images does not have")
-        tr.data_record(tr.get_preset(preset), data)  # reads and checks the folder
+    opts = TrainOptions(preset=preset, device=device, budget_min=budget_min, resume=resume, threads=threads,
+                        precision=precision, steps=steps, batch=batch, device_layers=device_layers,
+                        phi_every=phi_every, kl=kl, data=data)  # fmt: skip
+    check_options(what, opts)  # bad options fail before any training starts
     _writable_folder(out_dir, "--out")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -431,27 +423,9 @@ def train(
             info = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
             bar.update(tasks[stage], completed=step, total=total, info=info)
 
-        if what == "classifier" or (what == "all" and data is None):
-            def cls_progress(step: int, loss: float) -> None:
-                progress("classifier", step, quality.DEFAULT_CLASSIFIER_STEPS, {"loss": float(loss)})
-
-            card = quality.build_default_classifier(path=out_dir / "classifier.safetensors",
-                                                    progress=cls_progress)
-            out.print(f"classifier: held-out accuracy {card.get('heldout_accuracy', card)}")
-        budget = 60 * budget_min if budget_min else None
-        if what == "tokenizer":
-            tr.train_tokenizer(out_dir, preset, device, progress, data_dir=data)
-        elif what == "cloud":
-            tr.train_cloud(out_dir, preset, device, progress, budget, precision=precision, data_dir=data,
-                           resume=resume, steps=steps)
-        elif what == "device":
-            tr.train_device(out_dir, preset, device, progress, budget, precision=precision, data_dir=data,
-                            layers=device_layers, kl=kl, resume=resume, steps=steps)
-        elif what == "all":
-            tr.train_all(out_dir, preset, device, progress,
-                         cloud_budget_s=budget and 0.7 * budget,
-                         device_budget_s=budget and 0.3 * budget, precision=precision, data_dir=data,
-                         device_layers=device_layers, kl=kl)  # fmt: skip
+        cards = train_models(what, out_dir, opts, progress)
+    if "classifier" in cards:
+        out.print(f"classifier: held-out accuracy {cards['classifier'].get('heldout_accuracy', cards['classifier'])}")
     out.print(f"wrote checkpoints to {out_dir} (see {out_dir}/CARD.md)")
 
 
