@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ciarsim.errors import CheckpointError
+from ciarsim.nn.digests import checkpoint_digests  # noqa: F401 - re-exported
 from ciarsim.nn.data import CaptionTokenizer
 from ciarsim.nn.device import DeviceConfig, DeviceModel
 from ciarsim.nn.gpt import GPT, GPTConfig

@@ -43,10 +43,11 @@ def get_decoder(name: str) -> Callable:
         ) from None
 
 
-def decode_split(policy, workload, models_cfg, seed: int, split: str):
+def decode_split(policy, workload, models_cfg, seed: int, split: str, models=None):
     """Decode ``workload``'s prompts of ``split`` (``ciarsim.nn.splits``) with ``policy``: how
-    selection code (``adaptive``'s predictions) reads validation prompts."""
+    selection code (``adaptive``'s predictions) reads validation prompts. ``models``: the loaded
+    decision models (None: load ``models_cfg.checkpoints``)."""
     from ciarsim.policies.engine import decode_with  # noqa: PLC0415
 
     get_decoder(policy.name)  # a clear error for an unknown policy
-    return decode_with(FLOWS[policy.name], policy, workload, models_cfg, seed, split=split)
+    return decode_with(FLOWS[policy.name], policy, workload, models_cfg, seed, models=models, split=split)

@@ -24,7 +24,7 @@ from ciarsim.report.load import Results, load_results, slug
 from ciarsim.report.plan import Planned, Skipped
 from ciarsim.report.stats import CI, points_in, slices, summary_table
 from ciarsim.report.style import FORMATS, figure_style, policy_styles, save_figure
-from ciarsim.runner import store
+from ciarsim import io as store
 
 SIDES = ("A", "B")
 

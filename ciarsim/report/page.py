@@ -32,7 +32,7 @@ from ciarsim.report.load import Results, load_results
 from ciarsim.report.plan import Planned, Skipped, plan_figures
 from ciarsim.report.stats import CI, summary_table
 from ciarsim.report.style import FORMATS, figure_style, policy_styles, save_figure
-from ciarsim.runner import store
+from ciarsim import io as store
 
 HARDWARE_JSON = Path(__file__).resolve().parent.parent / "data" / "hardware.json"
 
