@@ -49,6 +49,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def verify_sha256(path: Path, expected: str | None, kind: str, fix: str) -> None:
+    """Raise ``CheckpointError`` unless the file's SHA-256 is ``expected`` (its card's)."""
+    found = sha256_file(path)
+    if found != expected:
+        raise CheckpointError(f"{kind} weights {path} are corrupted: sha256 expected {expected}, "
+                              f"found {found}; {fix}")
+
+
 def software_versions() -> dict:
     import ciarsim
 
@@ -135,10 +143,7 @@ def load_checkpoint(model_dir: Path, kind: str, device: str = "cpu") -> tuple[to
     weights = model_dir / card.get("weights", f"{kind}.safetensors")
     if not weights.exists():
         raise CheckpointError(f"{kind} weights missing: {weights} not found; {fix}")
-    found = sha256_file(weights)
-    if found != card.get("sha256"):
-        raise CheckpointError(f"{kind} weights {weights} are corrupted: sha256 expected "
-                              f"{card.get('sha256')}, found {found}; {fix}")
+    verify_sha256(weights, card.get("sha256"), kind, fix)
     try:
         model = build_model(kind, card["config"])
     except (TypeError, KeyError) as e:
