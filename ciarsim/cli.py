@@ -82,21 +82,10 @@ def _writable_folder(path: Path, option: str) -> None:
 
 
 def _load(path: Path, overrides: list[str], checkpoints: bool = False):
-    """Load and check a scenario and what it refers to (in every sweep point): model, hardware
-    and runtime names, trace files, and with ``checkpoints`` the checkpoint folder. Raises one
-    ``ScenarioError`` listing every problem."""
-    from ciarsim.errors import ScenarioError  # noqa: PLC0415
-    from ciarsim.scenario import files  # noqa: PLC0415
-    from ciarsim.scenario.loader import load_scenario  # noqa: PLC0415
+    """A scenario and what it refers to, checked (``runner.checks.load_checked``)."""
+    from ciarsim.runner.checks import load_checked  # noqa: PLC0415
 
-    scenario = load_scenario(path, overrides)
-    problems = (files.name_problems(scenario, str(path)) + files.trace_problems(scenario, str(path))
-                + files.protocol_problems(scenario, str(path)))  # fmt: skip
-    if checkpoints:
-        problems += files.checkpoint_problems(scenario, str(path))
-    if problems:
-        raise ScenarioError("\n".join(problems))
-    return scenario
+    return load_checked(path, overrides, checkpoints)
 
 
 @app.command()
@@ -451,13 +440,11 @@ def profile(
     out_csv: Path = typer.Option(Path("profile.csv"), "--out", help="CSV to write."),
 ) -> None:
     """Measure real forward-step latency on this host; CSV in the shipped profile format."""
-    from ciarsim.nn.profile import profile_model  # noqa: PLC0415
-    from ciarsim.runner.store import write_table  # noqa: PLC0415
+    from ciarsim.nn.profile import profile_to_csv  # noqa: PLC0415
 
     _writable_folder(out_csv.parent, "--out")
-    df = profile_model(model, _ints(batch, "batch"), _ints(context, "context"),
-                       _ints(new_tokens, "new-tokens"), device=device, repeats=repeats)  # fmt: skip
-    write_table(df, out_csv)
+    df = profile_to_csv(out_csv, model, _ints(batch, "batch"), _ints(context, "context"),
+                        _ints(new_tokens, "new-tokens"), device=device, repeats=repeats)  # fmt: skip
     out.print(df.to_string(index=False))
     out.print(f"wrote {out_csv}")
 
@@ -473,20 +460,14 @@ def thresholds(
     seed: int = typer.Option(0, help="Decision seed."),
 ) -> None:
     """Print a scenario `zip:` group with each signal's tau at equal cloud-call budgets."""
-    import yaml  # noqa: PLC0415
-
-    from ciarsim.policies.calibrate import signal_thresholds  # noqa: PLC0415
-    from ciarsim.scenario.schema import ModelsConfig, WorkloadConfig  # noqa: PLC0415
+    from ciarsim.policies.calibrate import threshold_zip  # noqa: PLC0415
+    from ciarsim.scenario.loader import dump_yaml  # noqa: PLC0415
 
     rates = [float(x) for x in send_rates.split(",")]
     names = [x.strip() for x in signals.split(",") if x.strip()]
-    taus = signal_thresholds(names, rates, WorkloadConfig(images=images),
-                             ModelsConfig(checkpoints=str(checkpoints)), seed, rho=rho)  # fmt: skip
-    group = {f"policies.gated-{name}.tau": [round(t, 6) for t in taus[name]] for name in names}
-    if "interval" in taus:
-        group["policies.ciar.tau"] = group["policies.gated-interval.tau"]
+    group = threshold_zip(names, rates, images, str(checkpoints), seed, rho)
     out.print(f"# send rates {rates} on {images} validation prompts, seed {seed}", highlight=False)
-    sys.stdout.write(yaml.safe_dump({"zip": [group]}, sort_keys=False))
+    sys.stdout.write(dump_yaml({"zip": [group]}))
 
 
 def main() -> None:  # pragma: no cover - the entry point; tests/test_cli_interrupt.py runs it

@@ -160,6 +160,21 @@ def _apply_override(data: dict, text: str, source: str) -> tuple[Loc, str]:
         raise ScenarioError(f"{source}: --set {text}: {exc}") from None
 
 
+def raw_scenario(text: str) -> dict | None:
+    """The raw mapping of scenario YAML text (a saved ``scenario.yaml``), not validated; ``{}`` for
+    an empty text, None when it is not YAML or not a mapping. For readers of finished results."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return {} if data is None else data if isinstance(data, dict) else None
+
+
+def dump_yaml(data: dict) -> str:
+    """``data`` as block YAML in its own key order (e.g. a ``zip:`` group to paste into a scenario)."""
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 def dump_scenario(scenario: Scenario, base_dir: str | Path | None = None) -> str:
     """Canonical YAML of the fully resolved scenario: every field in schema order (a policy's
     ``name`` first); ``parse_scenario`` reads it back equal. Same scenario -> same text.

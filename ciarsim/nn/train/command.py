@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ciarsim.errors import CiarsimError, UsageError
 from ciarsim.nn import quality
+from ciarsim.nn.threads import set_torch_threads
 from ciarsim.nn.train.cloud import train_cloud
 from ciarsim.nn.train.device import train_device
 from ciarsim.nn.train.evaluate import evaluate_models
@@ -99,7 +98,7 @@ def train_models(what: str, out_dir: Path, opts: TrainOptions, progress: Progres
     ``all`` also trains the attribute classifier when training on the procedural scenes."""
     check_options(what, opts)
     if opts.threads:
-        torch.set_num_threads(opts.threads)
+        set_torch_threads(opts.threads)
     budget = 60 * opts.budget_min if opts.budget_min else None
     common = {"preset": opts.preset, "device": opts.device, "progress": progress, "data_dir": opts.data}
     cards: dict = {}
