@@ -1,4 +1,5 @@
-"""Decoding policies: they run the real models and emit decode traces (``ciarsim.trace``).
+"""Decoding policies: they run the real models over prompts and emit decode traces (``ciarsim.trace``).
+May import: torch, numpy, ciarsim.nn, ciarsim.scenario, ciarsim.trace, io, errors; never sim, runner, report or cli.
 
 Each policy is one module with one entry point, registered here by its scenario name. A policy
 that is not registered is not built yet: asking for it raises ``MissingComponentError`` naming
