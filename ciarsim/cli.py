@@ -331,34 +331,23 @@ def scenarios_validate(
     model, hardware and runtime names, trace files, the checkpoint folder and its trained models,
     external protocols. One line per file or problem; exit 2 if any file is invalid, after
     checking them all."""
-    from ciarsim.runner.run import preflight  # noqa: PLC0415
-    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+    from ciarsim.runner.checks import validate_file  # noqa: PLC0415
 
     failed = 0
     for f in files:
         try:
-            sc = _load(f, set_, checkpoints=True)
-            _named(preflight, sc, f)  # what `run` checks before decoding: trained models, policies
+            sc, points = validate_file(f, set_)
         except CiarsimError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             failed += 1
             continue
-        points = expand(sc)
         out.print(
-            f"{f}: ok ({len(sc.policies)} policies x {len(points)} points x "
+            f"{f}: ok ({len(sc.policies)} policies x {points} points x "
             f"{sc.replications} replications)",
             highlight=False,
         )
     if failed:
         raise typer.Exit(2)
-
-
-def _named(check: Callable, scenario, path: Path) -> None:
-    """Run ``check(scenario)``; a ``CiarsimError`` it raises gets the file's name in front."""
-    try:
-        check(scenario)
-    except CiarsimError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
 
 
 @scenarios_app.command("schema")

@@ -2,5 +2,5 @@
 SimPy worlds and stores the results. May import: policies, sim, nn, scenario, trace, io, errors; never report or cli.
 
 Entry points: ``run.run_scenario`` (``ciarsim run``), ``slo.capacity_for_scenario`` (``ciarsim
-capacity``), ``checks.load_checked`` (what ``run`` and ``scenarios validate`` check up front).
+capacity``), ``checks.validate_file`` (what ``run`` and ``scenarios validate`` check up front).
 """

@@ -34,6 +34,21 @@ def load_checked(path: str | Path, overrides: list[str] = (), checkpoints: bool 
     return scenario
 
 
+def validate_file(path: str | Path, overrides: list[str] = ()) -> tuple[Scenario, int]:
+    """``ciarsim scenarios validate`` for one file: everything ``load_checked`` checks (the
+    checkpoint folder too) and what ``run`` checks before decoding (``preflight``: trained models,
+    built policies), the file's name in front. Returns the scenario and its number of sweep points."""
+    from ciarsim.runner.run import preflight  # noqa: PLC0415
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+
+    scenario = load_checked(path, overrides, checkpoints=True)
+    try:
+        preflight(scenario)
+    except CiarsimError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    return scenario, len(expand(scenario))
+
+
 def trace_problems(scenario: Scenario, source: str) -> list[str]:
     """One line per capacity-trace file of any sweep point that is missing, unreadable, malformed
     or empty (read with the importer the run uses)."""
