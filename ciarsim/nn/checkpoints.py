@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ciarsim.errors import CheckpointError
+from ciarsim.io import write_text
 from ciarsim.nn.digests import checkpoint_digests  # noqa: F401 - re-exported
 from ciarsim.nn.data import CaptionTokenizer
 from ciarsim.nn.device import DeviceConfig, DeviceModel
@@ -102,9 +103,8 @@ def update_card(out_dir: Path, kind: str, **fields) -> dict:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(path)
+    """Write a card as sorted, indented JSON (no NaN), atomically (``ciarsim.io``)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_json(path: Path, kind: str) -> dict:
