@@ -82,21 +82,10 @@ def _writable_folder(path: Path, option: str) -> None:
 
 
 def _load(path: Path, overrides: list[str], checkpoints: bool = False):
-    """Load and check a scenario and what it refers to (in every sweep point): model, hardware
-    and runtime names, trace files, and with ``checkpoints`` the checkpoint folder. Raises one
-    ``ScenarioError`` listing every problem."""
-    from ciarsim.errors import ScenarioError  # noqa: PLC0415
-    from ciarsim.scenario import files  # noqa: PLC0415
-    from ciarsim.scenario.loader import load_scenario  # noqa: PLC0415
+    """A scenario and what it refers to, checked (``runner.checks.load_checked``)."""
+    from ciarsim.runner.checks import load_checked  # noqa: PLC0415
 
-    scenario = load_scenario(path, overrides)
-    problems = (files.name_problems(scenario, str(path)) + files.trace_problems(scenario, str(path))
-                + files.protocol_problems(scenario, str(path)))  # fmt: skip
-    if checkpoints:
-        problems += files.checkpoint_problems(scenario, str(path))
-    if problems:
-        raise ScenarioError("\n".join(problems))
-    return scenario
+    return load_checked(path, overrides, checkpoints)
 
 
 @app.command()
@@ -342,34 +331,23 @@ def scenarios_validate(
     model, hardware and runtime names, trace files, the checkpoint folder and its trained models,
     external protocols. One line per file or problem; exit 2 if any file is invalid, after
     checking them all."""
-    from ciarsim.runner.run import preflight  # noqa: PLC0415
-    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+    from ciarsim.runner.checks import validate_file  # noqa: PLC0415
 
     failed = 0
     for f in files:
         try:
-            sc = _load(f, set_, checkpoints=True)
-            _named(preflight, sc, f)  # what `run` checks before decoding: trained models, policies
+            sc, points = validate_file(f, set_)
         except CiarsimError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             failed += 1
             continue
-        points = expand(sc)
         out.print(
-            f"{f}: ok ({len(sc.policies)} policies x {len(points)} points x "
+            f"{f}: ok ({len(sc.policies)} policies x {points} points x "
             f"{sc.replications} replications)",
             highlight=False,
         )
     if failed:
         raise typer.Exit(2)
-
-
-def _named(check: Callable, scenario, path: Path) -> None:
-    """Run ``check(scenario)``; a ``CiarsimError`` it raises gets the file's name in front."""
-    try:
-        check(scenario)
-    except CiarsimError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
 
 
 @scenarios_app.command("schema")
@@ -381,43 +359,35 @@ def scenarios_schema() -> None:
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
 
 
-TRAIN_WHAT = ("tokenizer", "cloud", "device", "classifier", "all")
-
-
 @app.command()
 @_friendly
 def train(
-    what: str = typer.Argument(..., help="tokenizer | cloud | device | classifier | all"),
+    what: str = typer.Argument(..., help="tokenizer | tokenizer-decoder | cloud | device | classifier | all | evaluate"),
     out_dir: Path = typer.Option(Path("models/shapes-256"), "--out", help="Checkpoint folder."),
-    preset: str = typer.Option("shapes-256", help="Training preset (shapes-256, tiny)."),
+    preset: str = typer.Option("shapes-256", help="Training preset (shapes-256, tiny, ...)."),
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
-    budget_min: Optional[float] = typer.Option(None, help="Wall-clock cap (minutes) for the GPT stages."),
-    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
+    budget_min: Optional[float] = typer.Option(None, help="Wall-clock cap in minutes for the stage's training "
+                                               "(all: 70% cloud, 30% device)."),
+    resume: bool = typer.Option(False, help="cloud/device: continue from the saved checkpoint."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default; 1 avoids contention)."),
     precision: str = typer.Option("auto", help="GPT passes: auto (bf16 where the hardware has it), bf16, fp32."),
+    steps: Optional[int] = typer.Option(None, help="cloud/device: override the preset's step count."),
+    batch: Optional[int] = typer.Option(None, help="cloud/device: override the preset's batch size."),
+    device_layers: Optional[int] = typer.Option(None, help="device/all: trunk depth, the cloud's first N blocks "
+                                                "(default 1, the paper's design)."),
+    phi_every: Optional[int] = typer.Option(None, help="device: train phi every N steps (default: the preset's, 2)."),
+    kl: Optional[float] = typer.Option(None, help="device/all: weight of each guidance-consistent KL distillation "
+                                       "term (guided, caption, null; default: the preset's, 1 for shapes-256)."),
     data: Optional[Path] = typer.Option(None, help="Train on a folder of images + captions.csv (file,caption) "
                                         "instead of the procedural scenes; its last 10% is held out."),
-    device_layers: Optional[int] = typer.Option(None, help="device: trunk depth, the cloud's first N blocks "
-                                                "(default 1, the paper's design)."),
-    kl: Optional[float] = typer.Option(None, help="device: weight of each guidance-consistent KL distillation "
-                                       "term (guided, caption, null; default: the preset's, 1 for shapes-256)."),
-    resume: bool = typer.Option(False, help="cloud/device: continue from the saved checkpoint."),
-    steps: Optional[int] = typer.Option(None, help="cloud/device: override the preset's step count."),
 ) -> None:
     """Train the decision models (safetensors + JSON cards) and measure the card's targets."""
-    if what not in TRAIN_WHAT:
-        raise UsageError(f"train: unknown model '{what}', expected one of {', '.join(TRAIN_WHAT)}")
-    import torch  # noqa: PLC0415
+    from ciarsim.nn.train import TrainOptions, check_options, train_models  # noqa: PLC0415
 
-    from ciarsim.nn import quality, train as tr  # noqa: PLC0415
-
-    if threads:
-        torch.set_num_threads(threads)
-    tr.resolve_precision(precision, device)  # bad options fail before any training starts
-    if data is not None:
-        if what == "classifier":
-            raise UsageError("train classifier: --data does not apply; the attribute classifier learns the procedural "
-                     "scenes' ground truth, which a folder of images does not have")
-        tr.data_record(tr.get_preset(preset), data)  # reads and checks the folder
+    opts = TrainOptions(preset=preset, device=device, budget_min=budget_min, resume=resume, threads=threads,
+                        precision=precision, steps=steps, batch=batch, device_layers=device_layers,
+                        phi_every=phi_every, kl=kl, data=data)  # fmt: skip
+    check_options(what, opts)  # bad options fail before any training starts
     _writable_folder(out_dir, "--out")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -431,27 +401,9 @@ def train(
             info = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
             bar.update(tasks[stage], completed=step, total=total, info=info)
 
-        if what == "classifier" or (what == "all" and data is None):
-            def cls_progress(step: int, loss: float) -> None:
-                progress("classifier", step, quality.DEFAULT_CLASSIFIER_STEPS, {"loss": float(loss)})
-
-            card = quality.build_default_classifier(path=out_dir / "classifier.safetensors",
-                                                    progress=cls_progress)
-            out.print(f"classifier: held-out accuracy {card.get('heldout_accuracy', card)}")
-        budget = 60 * budget_min if budget_min else None
-        if what == "tokenizer":
-            tr.train_tokenizer(out_dir, preset, device, progress, data_dir=data)
-        elif what == "cloud":
-            tr.train_cloud(out_dir, preset, device, progress, budget, precision=precision, data_dir=data,
-                           resume=resume, steps=steps)
-        elif what == "device":
-            tr.train_device(out_dir, preset, device, progress, budget, precision=precision, data_dir=data,
-                            layers=device_layers, kl=kl, resume=resume, steps=steps)
-        elif what == "all":
-            tr.train_all(out_dir, preset, device, progress,
-                         cloud_budget_s=budget and 0.7 * budget,
-                         device_budget_s=budget and 0.3 * budget, precision=precision, data_dir=data,
-                         device_layers=device_layers, kl=kl)  # fmt: skip
+        cards = train_models(what, out_dir, opts, progress)
+    if "classifier" in cards:
+        out.print(f"classifier: held-out accuracy {cards['classifier'].get('heldout_accuracy', cards['classifier'])}")
     out.print(f"wrote checkpoints to {out_dir} (see {out_dir}/CARD.md)")
 
 
@@ -477,13 +429,11 @@ def profile(
     out_csv: Path = typer.Option(Path("profile.csv"), "--out", help="CSV to write."),
 ) -> None:
     """Measure real forward-step latency on this host; CSV in the shipped profile format."""
-    from ciarsim.nn.profile import profile_model  # noqa: PLC0415
-    from ciarsim.runner.store import write_table  # noqa: PLC0415
+    from ciarsim.nn.profile import profile_to_csv  # noqa: PLC0415
 
     _writable_folder(out_csv.parent, "--out")
-    df = profile_model(model, _ints(batch, "batch"), _ints(context, "context"),
-                       _ints(new_tokens, "new-tokens"), device=device, repeats=repeats)  # fmt: skip
-    write_table(df, out_csv)
+    df = profile_to_csv(out_csv, model, _ints(batch, "batch"), _ints(context, "context"),
+                        _ints(new_tokens, "new-tokens"), device=device, repeats=repeats)  # fmt: skip
     out.print(df.to_string(index=False))
     out.print(f"wrote {out_csv}")
 
@@ -499,20 +449,14 @@ def thresholds(
     seed: int = typer.Option(0, help="Decision seed."),
 ) -> None:
     """Print a scenario `zip:` group with each signal's tau at equal cloud-call budgets."""
-    import yaml  # noqa: PLC0415
-
-    from ciarsim.policies.calibrate import signal_thresholds  # noqa: PLC0415
-    from ciarsim.scenario.schema import ModelsConfig, WorkloadConfig  # noqa: PLC0415
+    from ciarsim.policies.calibrate import threshold_zip  # noqa: PLC0415
+    from ciarsim.scenario.loader import dump_yaml  # noqa: PLC0415
 
     rates = [float(x) for x in send_rates.split(",")]
     names = [x.strip() for x in signals.split(",") if x.strip()]
-    taus = signal_thresholds(names, rates, WorkloadConfig(images=images),
-                             ModelsConfig(checkpoints=str(checkpoints)), seed, rho=rho)  # fmt: skip
-    group = {f"policies.gated-{name}.tau": [round(t, 6) for t in taus[name]] for name in names}
-    if "interval" in taus:
-        group["policies.ciar.tau"] = group["policies.gated-interval.tau"]
+    group = threshold_zip(names, rates, images, str(checkpoints), seed, rho)
     out.print(f"# send rates {rates} on {images} validation prompts, seed {seed}", highlight=False)
-    sys.stdout.write(yaml.safe_dump({"zip": [group]}, sort_keys=False))
+    sys.stdout.write(dump_yaml({"zip": [group]}))
 
 
 def main() -> None:  # pragma: no cover - the entry point; tests/test_cli_interrupt.py runs it

@@ -29,6 +29,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ciarsim.errors import CheckpointError
+from ciarsim.io import write_text
+from ciarsim.nn.digests import checkpoint_digests  # noqa: F401 - re-exported
 from ciarsim.nn.data import CaptionTokenizer
 from ciarsim.nn.device import DeviceConfig, DeviceModel
 from ciarsim.nn.gpt import GPT, GPTConfig
@@ -46,6 +48,14 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str | None, kind: str, fix: str) -> None:
+    """Raise ``CheckpointError`` unless the file's SHA-256 is ``expected`` (its card's)."""
+    found = sha256_file(path)
+    if found != expected:
+        raise CheckpointError(f"{kind} weights {path} are corrupted: sha256 expected {expected}, "
+                              f"found {found}; {fix}")
 
 
 def software_versions() -> dict:
@@ -93,9 +103,8 @@ def update_card(out_dir: Path, kind: str, **fields) -> dict:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(path)
+    """Write a card as sorted, indented JSON (no NaN), atomically (``ciarsim.io``)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_json(path: Path, kind: str) -> dict:
@@ -134,10 +143,7 @@ def load_checkpoint(model_dir: Path, kind: str, device: str = "cpu") -> tuple[to
     weights = model_dir / card.get("weights", f"{kind}.safetensors")
     if not weights.exists():
         raise CheckpointError(f"{kind} weights missing: {weights} not found; {fix}")
-    found = sha256_file(weights)
-    if found != card.get("sha256"):
-        raise CheckpointError(f"{kind} weights {weights} are corrupted: sha256 expected "
-                              f"{card.get('sha256')}, found {found}; {fix}")
+    verify_sha256(weights, card.get("sha256"), kind, fix)
     try:
         model = build_model(kind, card["config"])
     except (TypeError, KeyError) as e:

@@ -85,3 +85,12 @@ def profile_model(config, batches, contexts, new_tokens, device: str = "cpu", re
                              "torch": torch.__version__, "device": device, "threads": torch.get_num_threads(),
                              "repeats": repeats})
     return pd.DataFrame(rows)
+
+
+def profile_to_csv(out_csv, config, batches, contexts, new_tokens, device: str = "cpu", repeats: int = 5):
+    """``ciarsim profile``: ``profile_model`` written atomically to ``out_csv``; returns the table."""
+    from ciarsim.io import write_table  # noqa: PLC0415
+
+    df = profile_model(config, batches, contexts, new_tokens, device=device, repeats=repeats)
+    write_table(df, out_csv)
+    return df

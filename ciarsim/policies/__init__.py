@@ -1,4 +1,5 @@
-"""Decoding policies: they run the real models and emit decode traces (``ciarsim.trace``).
+"""Decoding policies: they run the real models over prompts and emit decode traces (``ciarsim.trace``).
+May import: torch, numpy, ciarsim.nn, ciarsim.scenario, ciarsim.trace, io, errors; never sim, runner, report or cli.
 
 Each policy is one module with one entry point, registered here by its scenario name. A policy
 that is not registered is not built yet: asking for it raises ``MissingComponentError`` naming
@@ -43,10 +44,11 @@ def get_decoder(name: str) -> Callable:
         ) from None
 
 
-def decode_split(policy, workload, models_cfg, seed: int, split: str):
+def decode_split(policy, workload, models_cfg, seed: int, split: str, models=None):
     """Decode ``workload``'s prompts of ``split`` (``ciarsim.nn.splits``) with ``policy``: how
-    selection code (``adaptive``'s predictions) reads validation prompts."""
+    selection code (``adaptive``'s predictions) reads validation prompts. ``models``: the loaded
+    decision models (None: load ``models_cfg.checkpoints``)."""
     from ciarsim.policies.engine import decode_with  # noqa: PLC0415
 
     get_decoder(policy.name)  # a clear error for an unknown policy
-    return decode_with(FLOWS[policy.name], policy, workload, models_cfg, seed, split=split)
+    return decode_with(FLOWS[policy.name], policy, workload, models_cfg, seed, models=models, split=split)

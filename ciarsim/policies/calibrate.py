@@ -37,3 +37,16 @@ def signal_thresholds(signals: list[str], send_rates: list[float], workload: Wor
         scores = scores[np.isfinite(scores)]
         out[signal] = [float(np.quantile(scores, 1.0 - r, method="higher")) for r in send_rates]
     return out
+
+
+def threshold_zip(signals: list[str], send_rates: list[float], images: int, checkpoints: str, seed: int,
+                  rho: float = 0.06) -> dict[str, list[float]]:
+    """``ciarsim thresholds``: a scenario ``zip:`` group, ``policies.gated-<signal>.tau`` -> tau per
+    send rate (rounded to 6 digits) on ``images`` validation prompts; ``policies.ciar.tau`` follows
+    the interval signal's."""
+    taus = signal_thresholds(signals, send_rates, WorkloadConfig(images=images),
+                             ModelsConfig(checkpoints=str(checkpoints)), seed, rho=rho)  # fmt: skip
+    group = {f"policies.gated-{name}.tau": [round(t, 6) for t in taus[name]] for name in signals}
+    if "interval" in taus:
+        group["policies.ciar.tau"] = group["policies.gated-interval.tau"]
+    return group

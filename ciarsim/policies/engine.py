@@ -163,28 +163,47 @@ def _folder_captions(folder: str, csv_sha256: str | None, start: int, count: int
     return held[start:start + count]
 
 
-_MODEL_CACHE: dict[str, tuple[dict, object]] = {}  # folder -> (its files' digests, models)
-
-
 def load_decision_models(checkpoints: str):
-    """The trained decision models under ``checkpoints`` (verified, cached per process by the
-    content of the folder's files: a model set retrained in place is loaded again)."""
+    """The trained decision models under ``checkpoints``, loaded and verified now (no cache: a
+    caller that decodes many times keeps a ``ModelCache``)."""
     from ciarsim.nn.checkpoints import load_models  # noqa: PLC0415
-    from ciarsim.runner.provenance import checkpoint_digests  # noqa: PLC0415
 
-    key, digests = str(Path(checkpoints).resolve()), checkpoint_digests(checkpoints)
-    if key not in _MODEL_CACHE or _MODEL_CACHE[key][0] != digests:
-        torch.set_grad_enabled(False)
-        _MODEL_CACHE[key] = (digests, load_models(checkpoints))
-    return _MODEL_CACHE[key][1]
+    return load_models(checkpoints)
+
+
+class ModelCache:
+    """Decision model sets loaded once per content of their folder's files (a set retrained in
+    place is loaded again). Owned by the caller that decodes (the runner's decode phase), so two
+    runs, or two model sets, in one process never share state."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, tuple[dict, object]] = {}  # resolved folder -> (file digests, models)
+
+    def get(self, checkpoints: str):
+        """The models under ``checkpoints``, loaded on first use or when a file changed."""
+        from ciarsim.nn.digests import checkpoint_digests  # noqa: PLC0415
+
+        key, digests = str(Path(checkpoints).resolve()), checkpoint_digests(checkpoints)
+        if key not in self._sets or self._sets[key][0] != digests:
+            self._sets[key] = (digests, load_decision_models(checkpoints))
+        return self._sets[key][1]
+
+    def __getstate__(self) -> dict:
+        return {"_sets": {}}  # a copy sent to a worker process starts empty (models are not pickled)
 
 
 def decode_with(flow_factory: Callable, policy, workload, models_cfg, seed: int,
                 models=None, quality: bool = True, split: str = "test") -> TraceSet:  # fmt: skip
     """Decode ``workload``'s prompts with the flow ``flow_factory(policy, images, T, seed, models)``
     in chunks of CHUNK and pack the traces. ``models`` defaults to the scenario's checkpoints.
-    With ``quality`` the images are decoded and scored (see ``attach_quality``)."""
+    With ``quality`` the images are decoded and scored (see ``attach_quality``). Runs under
+    ``torch.inference_mode()``: no autograd state outlives the call."""
     models = models if models is not None else load_decision_models(models_cfg.checkpoints)
+    with torch.inference_mode():
+        return _decode(flow_factory, policy, workload, seed, models, quality, split)
+
+
+def _decode(flow_factory: Callable, policy, workload, seed: int, models, quality: bool, split: str) -> TraceSet:
     T = models.cloud.cfg.n_image
     if workload.tokens_per_image != T:
         raise ScenarioError(

@@ -1,6 +1,8 @@
-"""Reports of results folders: figures, summary tables with confidence intervals, comparisons and
-Perfetto traces. The only layer of ciarsim that imports matplotlib (imported lazily here, so
-``import ciarsim.report`` stays cheap for the CLI).
+"""Reports of results folders: figures, summary tables with confidence intervals, comparisons, Perfetto traces.
+May import: matplotlib, pandas, numpy, the runner and everything below it (it reads stored tables); never cli.
+
+The only layer of ciarsim that imports matplotlib (imported lazily here, so ``import
+ciarsim.report`` stays cheap for the CLI).
 
 Entry points:
 

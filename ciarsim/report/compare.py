@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
-import yaml
 
+from ciarsim import io as store
 from ciarsim.report import figures as F
 from ciarsim.report import page
 from ciarsim.report import tables as T
@@ -24,7 +24,7 @@ from ciarsim.report.load import Results, load_results, slug
 from ciarsim.report.plan import Planned, Skipped
 from ciarsim.report.stats import CI, points_in, slices, summary_table
 from ciarsim.report.style import FORMATS, figure_style, policy_styles, save_figure
-from ciarsim.runner import store
+from ciarsim.scenario.loader import raw_scenario
 
 SIDES = ("A", "B")
 
@@ -97,10 +97,7 @@ def resolved_points(run: Results, params: list[str]) -> pd.DataFrame:
     """``run.points`` with a column for every parameter of ``params`` (fixed ones from the
     scenario); numbers as floats so both runs compare equal."""
     pts = run.points.copy()
-    try:
-        scenario = yaml.safe_load(run.scenario_text) or {}
-    except yaml.YAMLError:
-        scenario = {}
+    scenario = raw_scenario(run.scenario_text) or {}
     for p in params:
         if p not in pts:
             pts[p] = [resolve_param(scenario, p)] * len(pts)

@@ -23,8 +23,8 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from ciarsim import io as store
 from ciarsim import __version__
 from ciarsim.report import tables as T
 from ciarsim.report.figures import param_axis
@@ -32,7 +32,7 @@ from ciarsim.report.load import Results, load_results
 from ciarsim.report.plan import Planned, Skipped, plan_figures
 from ciarsim.report.stats import CI, summary_table
 from ciarsim.report.style import FORMATS, figure_style, policy_styles, save_figure
-from ciarsim.runner import store
+from ciarsim.scenario.loader import raw_scenario
 
 HARDWARE_JSON = Path(__file__).resolve().parent.parent / "data" / "hardware.json"
 
@@ -164,10 +164,11 @@ SOURCES = [
 
 def provenance_rows(scenario_text: str) -> list[list[str]]:
     """(role, hardware, runtime, status, basis) of the scenario's cloud and device cost models."""
+    raw = raw_scenario(scenario_text)
     try:
-        models = (yaml.safe_load(scenario_text) or {}).get("models", {})
+        models = raw.get("models", {})
         hw = json.loads(HARDWARE_JSON.read_text())["hardware"]
-    except (yaml.YAMLError, OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError):
         return []
     rows = []
     for role in ("cloud", "device"):

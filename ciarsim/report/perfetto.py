@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ciarsim import io as store
 from ciarsim import __version__
 from ciarsim.errors import CiarsimError
 from ciarsim.report.load import Results, load_results
 from ciarsim.report.timeline import LANE_NAMES, LANE_ORDER
-from ciarsim.runner import store
 
 
 def export_trace_events(results_dir: str | Path, out_file: str | Path,

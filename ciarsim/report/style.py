@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 import matplotlib
 from matplotlib.figure import Figure
 
-from ciarsim.runner import store
+from ciarsim import io as store
 
 COLUMN_IN = 3.3
 DOUBLE_IN = 7.0

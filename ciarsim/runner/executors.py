@@ -32,12 +32,9 @@ class LocalExecutor:
 
 def _init_worker(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    try:
-        import torch  # noqa: PLC0415
+    from ciarsim.nn.threads import set_torch_threads  # noqa: PLC0415 - loads torch in the worker only
 
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        pass
+    set_torch_threads(threads)
 
 
 class PoolExecutor:

@@ -17,38 +17,17 @@ changes (None outside git); it is recorded with each part, never part of a key.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Iterable
 
 from ciarsim import __version__
+from ciarsim.io import MISSING, file_digest  # noqa: F401 - re-exported
+from ciarsim.nn.digests import checkpoint_digests  # noqa: F401 - re-exported
 
 PACKAGE = Path(__file__).resolve().parent.parent
-MISSING = "missing"
 _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = {".pyc", ".pyo"}
-_digests: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of the file's bytes, ``"missing"`` if it is not a file."""
-    path = Path(path).resolve()
-    try:
-        st = path.stat()
-    except OSError:
-        return MISSING
-    if not path.is_file():
-        return MISSING
-    key = (str(path), st.st_mtime_ns, st.st_size)
-    if key not in _digests:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _digests[key] = h.hexdigest()
-    return _digests[key]
 
 
 def package_files(root: Path, subdirs: Iterable[str] = ("",)) -> list[Path]:
@@ -93,23 +72,6 @@ def dirty_tree(root: Path | None = None) -> bool | None:
     if out.returncode != 0:
         return None
     return bool(out.stdout.strip())
-
-
-def checkpoint_digests(checkpoints: str | os.PathLike) -> dict[str, str]:
-    """SHA-256 of every card and weights file of the model set in ``checkpoints`` (by file
-    name), and of the captions.csv its cloud was trained on (key ``prompts_csv``), if any."""
-    root = Path(checkpoints)
-    files = sorted(root.glob("*.json")) + sorted(root.glob("*.safetensors"))
-    digests = {path.name: file_digest(path) for path in files}
-    cloud = root / "cloud.json"
-    if cloud.is_file():
-        try:
-            folder = json.loads(cloud.read_text()).get("data", {}).get("path")
-        except (json.JSONDecodeError, AttributeError):
-            folder = None  # the decoder reports a broken card
-        if folder:
-            digests["prompts_csv"] = file_digest(Path(folder) / "captions.csv")
-    return digests
 
 
 def capacity_trace_digests(network) -> dict[str, str]:

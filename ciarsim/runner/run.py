@@ -78,10 +78,17 @@ def preflight(scenario: Scenario) -> None:
         )
 
 
-def _default_decoder(policy, workload, models, seed) -> TraceSet:  # pragma: no cover - wiring
+def _default_decoder(policy, workload, models_cfg, seed, models=None) -> TraceSet:  # pragma: no cover - wiring
     from ciarsim.policies import get_decoder  # noqa: PLC0415
 
-    return get_decoder(policy.name)(policy, workload, models, seed)
+    return get_decoder(policy.name)(policy, workload, models_cfg, seed, models=models)
+
+
+def model_cache():
+    """A new, empty decision-model cache (``policies.engine.ModelCache``) for one decode phase."""
+    from ciarsim.policies.engine import ModelCache  # noqa: PLC0415  (decision layer loads torch lazily)
+
+    return ModelCache()
 
 
 @dataclass(frozen=True)
@@ -164,18 +171,21 @@ def _decode_jobs(jobs: list[Job]) -> list[Job]:
     return out
 
 
-def decode_task(job: Job, cache_dir: str, decoder: Decoder | None) -> str:
-    """Decode (once) the trace set a job needs into the cache; returns its key."""
+def decode_task(job: Job, cache_dir: str, decoder: Decoder | None, models=None) -> str:
+    """Decode (once) the trace set a job needs into the cache; returns its key. ``models``: the
+    decode phase's ``ModelCache`` (None: a fresh one); models load only on a cache miss."""
     sc = job.point.scenario
+    models = models if models is not None else model_cache()
+    loaded = lambda: models.get(sc.models.checkpoints)  # noqa: E731
     if job.split == "test":
-        decode = decoder or _default_decoder
-        run = lambda: decode(job.policy, sc.workload, sc.models, sc.seed)  # noqa: E731
+        run = lambda: (decoder(job.policy, sc.workload, sc.models, sc.seed) if decoder  # noqa: E731
+                       else _default_decoder(job.policy, sc.workload, sc.models, sc.seed, loaded()))
     else:  # validation prompts: selection code (an adaptive policy's predictions)
         from ciarsim.policies import decode_split  # noqa: PLC0415
 
         work = adaptive_validation_workload(job, sc)
         run = lambda: (decoder(job.policy, work, sc.models, sc.seed) if decoder  # noqa: E731
-                       else decode_split(job.policy, work, sc.models, sc.seed, job.split))
+                       else decode_split(job.policy, work, sc.models, sc.seed, job.split, loaded()))
     TraceCache(cache_dir, (shipped_dir(sc.models.checkpoints),)).get_or_decode(job.trace_key, run)
     return job.trace_key
 
@@ -261,7 +271,8 @@ def run_scenario(
         if progress is not None:
             progress(done, total, what)
 
-    executor.map(decode_task, to_decode, (str(cache_dir), decoder),
+    models = model_cache() if decoder is None and to_decode else None  # this run's, sent to each worker
+    executor.map(decode_task, to_decode, (str(cache_dir), decoder, models),
                  lambda j: tick(f"decoded {j.label}"))  # fmt: skip
     executor.map(replay_task, todo, (str(cache_dir), str(out_dir)),
                  lambda j: tick(f"{j.label} @ point {j.point.index + 1}/{len(points)}"))  # fmt: skip

@@ -252,7 +252,7 @@ def capacity_for_scenario(
     """Decode (or reuse from ``cache_dir``) each policy's traces at each sweep point (arrival
     sweeps dropped), then search every (point, policy, kind); writes ``capacity.csv`` and
     ``capacity_probes.csv`` to ``out_dir`` and returns the capacity table."""
-    from ciarsim.runner.run import decode_task, plan_jobs, preflight  # noqa: PLC0415
+    from ciarsim.runner.run import decode_task, model_cache, plan_jobs, preflight  # noqa: PLC0415
     from ciarsim.runner.trace_cache import TraceCache, shipped_dir  # noqa: PLC0415
 
     for kind in kinds:
@@ -262,10 +262,10 @@ def capacity_for_scenario(
     if decoder is None:
         preflight(base)
     _, jobs = plan_jobs(base, Path(out_dir))
-    cache, paths = TraceCache(cache_dir, (shipped_dir(base.models.checkpoints),)), {}
+    cache, paths, models = TraceCache(cache_dir, (shipped_dir(base.models.checkpoints),)), {}, model_cache()
     for job in jobs:
         if job.replication == 0:
-            decode_task(job, str(cache_dir), decoder)
+            decode_task(job, str(cache_dir), decoder, models)
             paths[(job.point.key, job.label)] = str(cache.path(job.trace_key))
     tasks = plan_tasks(base, paths, slo, kinds=kinds, images=images, trim=trim, rel_tol=rel_tol,
                        max_rate=max_rate)  # fmt: skip

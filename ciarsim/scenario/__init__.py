@@ -1,4 +1,5 @@
-"""Scenarios: the frozen schema, YAML loading with one-line errors, and sweep expansion.
+"""Scenarios: the frozen schema, YAML loading with one-line errors, dotted overrides, sweep expansion.
+May import: pydantic, yaml, ciarsim.errors (and ciarsim.io); never nn, sim, policies, runner, report or cli.
 
     from ciarsim.scenario import load_scenario, expand
     scenario = load_scenario("scenarios/4g.yaml", ["network.rtt_ms=80"])

@@ -28,18 +28,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from ciarsim.errors import ScenarioError
-from ciarsim.scenario.loader import (
-    MAX_PROBLEMS,
-    Loc,
-    PathError,
-    assign,
-    check_leaf,
-    format_loc,
-    locate,
-    problems,
-    scenario_error,
-    show,
-)
+from ciarsim.scenario.dotted import PathError, assign, check_leaf, format_loc, locate, show
+from ciarsim.scenario.messages import MAX_PROBLEMS, problems, scenario_error
+from ciarsim.scenario.yamlfile import Loc
 from ciarsim.scenario.schema import Scenario
 
 MAX_POINTS = 100_000

@@ -1,7 +1,8 @@
 """The timing layer: a SimPy world that replays decode traces under devices, links and a cloud.
+May import: simpy, numpy, ciarsim.scenario, ciarsim.trace, io, errors; never nn, policies, runner, report, cli or torch.
 
 Public entry points: ``simulate`` (world.py), ``SimRecords`` (records.py), ``CostModel`` /
-``validate_names`` / ``known_models`` / ``known_hardware`` (costs.py), ``message_bytes``
+``validate_names`` / ``known_models`` / ``known_hardware`` (costs/), ``message_bytes``
 (payload.py), ``Link`` (link.py) and the capacity-trace importers (capacity.py). SimPy is
 imported only inside this package.
 """

@@ -82,29 +82,78 @@ def test_train_cli_rejects_unknown_precision(tmp_path):
 
 def test_partial_cloud_checkpoint_keeps_history_and_resumes(tmp_path, monkeypatch):
     """A killed resume leaves a partial cloud whose card still lists the earlier rounds and data."""
+    import ciarsim.nn.checkpoints as ck
     import ciarsim.nn.train as tr
+    import ciarsim.nn.train.loop as loop
 
     tr.train_tokenizer(tmp_path, preset="tiny")
     train_cloud(tmp_path, preset="tiny", steps=2)
-    monkeypatch.setattr(tr, "CHECKPOINT_EVERY_S", 0.0)  # save after every step
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)  # save after every step
 
     class Killed(Exception):
         pass
 
-    real_save = tr.ck.save_checkpoint
+    real_save = ck.save_checkpoint
 
     def save_then_die(model, out_dir, kind, card):
         real_save(model, out_dir, kind, card)
         if card["training"].get("partial") and card["training"]["steps"] >= 2:
             raise Killed
 
-    monkeypatch.setattr(tr.ck, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(ck, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         train_cloud(tmp_path, preset="tiny", resume=True, steps=3)
     partial = json.loads((tmp_path / "cloud.json").read_text())
     assert partial["training"]["partial"] is True and len(partial["training"]["earlier_rounds"]) == 1
     assert partial["data"]["tokenizer_sha256"]
-    monkeypatch.setattr(tr.ck, "save_checkpoint", real_save)
+    monkeypatch.setattr(ck, "save_checkpoint", real_save)
     resumed = train_cloud(tmp_path, preset="tiny", resume=True, steps=2)
     assert [r["steps"] for r in resumed["training"]["earlier_rounds"]] == [2, 2]
     assert resumed["training"]["total_steps"] == 6
+
+
+def test_train_cli_has_every_stage_and_option(tmp_path):
+    """One training CLI: the stages and options of the old ``python -m ciarsim.nn.train`` work
+    through ``ciarsim train`` (tokenizer-decoder, --batch, --phi-every, --resume, evaluate)."""
+    from typer.testing import CliRunner
+
+    from ciarsim.cli import app
+
+    runner, out = CliRunner(), str(tmp_path)
+
+    def train(*args):
+        r = runner.invoke(app, ["train", *args, "--out", out, "--preset", "tiny", "--threads", "1"])
+        assert r.exit_code == 0, r.output
+        return r
+
+    train("tokenizer")
+    train("tokenizer-decoder", "--budget-min", "5")
+    tok = json.loads((tmp_path / "tokenizer.json").read_text())
+    assert len(tok["training"]["decoder_finetune"]) == 2  # the tokenizer's own phase, then this one
+    train("cloud", "--steps", "2", "--batch", "3")
+    train("cloud", "--resume", "--steps", "1")
+    cloud = json.loads((tmp_path / "cloud.json").read_text())["training"]
+    assert cloud["batch"] == 4 and cloud["steps"] == 1 and [r["steps"] for r in cloud["earlier_rounds"]] == [2]
+    train("device", "--steps", "2", "--batch", "2", "--phi-every", "1", "--kl", "0.5", "--device-layers", "2")
+    dev = json.loads((tmp_path / "device.json").read_text())["training"]
+    assert (dev["steps"], dev["batch"], dev["phi_every"], dev["layers"]) == (2, 2, 1, 2)
+    assert dev["loss_weights"]["lambda_kl"] == 0.5
+    train("evaluate")
+    assert json.loads((tmp_path / "card.json").read_text())["device"]["layers"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tokenizer", "--steps", "3"], "train tokenizer: --steps does not apply"),
+    (["all", "--resume"], "train all: --resume does not apply"),
+    (["cloud", "--phi-every", "2"], "train cloud: --phi-every does not apply"),
+    (["device", "--batch", "0"], "--batch must be > 0, got 0"),
+    (["cloud", "--preset", "huge"], "unknown training preset 'huge'"),
+])
+def test_train_cli_refuses_options_that_do_not_apply(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from ciarsim.cli import app
+
+    r = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "m")])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "m").exists()  # nothing started

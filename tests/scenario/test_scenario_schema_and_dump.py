@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from ciarsim.scenario import dump_scenario, expand, parse_scenario, scenario_json_schema
-from ciarsim.scenario.loader import _all_models, field_help
+from ciarsim.scenario.jsonschema import all_models, field_help
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -36,7 +36,7 @@ def test_every_field_has_a_description():
 
 def test_every_field_is_documented_in_docs():
     text = (ROOT / "docs" / "scenario-format.md").read_text(encoding="utf-8")
-    for cls in _all_models():
+    for cls in all_models():
         for field in cls.model_fields:
             assert field_help(cls, field), f"{cls.__name__}.{field} has no help"
             pattern = rf"`(?:[\w-]+\.)*{field}(?:\.[\w-]+)*`"

@@ -150,3 +150,41 @@ def test_every_profile_prices_every_model():
                     c = cm.cost(steps, new, ctx, batch)
                     assert math.isfinite(c.total_ms) and c.total_ms > 0, (hw, rt, model)
                 assert cm.calibration.status in {"FIT", "DERIVED", "ASSUMPTION"}
+
+
+def test_measured_table_agrees_with_scipy_grid_interpolation():
+    """The table's interpolation is scipy's multilinear RegularGridInterpolator in log2 of each
+    axis (kept hand-written: it reproduces grid points bit for bit and is vectorised over context)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    t = CostModel("llamagen-xl", "h100", "cudagraph").table
+    ref = RegularGridInterpolator((np.log2(t.b_axis), np.log2(t.c_axis), np.log2(t.n_axis)), t.grid)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        b = float(rng.uniform(t.b_axis[0], t.b_axis[-1]))
+        n = float(rng.uniform(t.n_axis[0], t.n_axis[-1]))
+        c = rng.uniform(t.c_axis[0], t.c_axis[-1], 7)
+        want = ref(np.stack([np.full(7, np.log2(b)), np.log2(c), np.full(7, np.log2(n))], 1))
+        np.testing.assert_allclose(t.lookup(n, c, b), want, rtol=1e-12)
+
+
+def test_fixed_terms_are_scipy_nnls_solutions():
+    """The closed-form non-negative fit of the fixed terms equals scipy.optimize.nnls per cell."""
+    from scipy.optimize import nnls
+
+    from ciarsim.sim.costs.roofline import _solve_fixed
+
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0.5, 2.0, 12), rng.uniform(0.5, 2.0, 12) * np.arange(1, 13)
+    resid = rng.normal(0.5, 1.0, (3, 4, 12))
+    t0, t1, err = _solve_fixed(resid, a, b)
+    for i, j in np.ndindex(3, 4):
+        (x0, x1), _ = nnls(np.stack([a, b], 1), resid[i, j])
+        if x0 > 0 and x1 > 0:  # interior optimum: the two-term solve is the NNLS solution
+            assert (t0[i, j], t1[i, j]) == pytest.approx((x0, x1), rel=1e-9)
+        else:  # on the boundary the two-term candidate is ruled out (the one-term ones cover it)
+            assert err[i, j] == np.inf
+    s, _, e = _solve_fixed(resid, a, None)
+    for i, j in np.ndindex(3, 4):
+        (x,), rnorm = nnls(a[:, None], resid[i, j])
+        assert s[i, j] == pytest.approx(x, abs=1e-12) and e[i, j] == pytest.approx(rnorm**2, rel=1e-9)

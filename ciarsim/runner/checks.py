@@ -3,7 +3,9 @@ of nominal models, hardware and runtimes (looked up in the shipped cost tables) 
 protocols (imported, and given their parameters).
 
 Loading a scenario never opens them (``ciarsim.scenario.loader``); these checks do, for
-``ciarsim scenarios validate`` and before ``ciarsim run`` decodes anything. Every sweep point is
+``ciarsim scenarios validate`` and before ``ciarsim run`` decodes anything (``load_checked``). They
+live in the runner because they reach into the layers below the scenario: the sim's cost tables and
+trace importers, the policies' plugin loader. Every sweep point is
 checked, each (field, path) once; each problem is one line naming the scenario file, the field
 and the path tried, or the sweep point.
 """
@@ -13,13 +15,44 @@ from __future__ import annotations
 from pathlib import Path
 
 from ciarsim.errors import CiarsimError, ScenarioError
+from ciarsim.scenario.loader import load_scenario
 from ciarsim.scenario.schema import Scenario
+
+
+def load_checked(path: str | Path, overrides: list[str] = (), checkpoints: bool = False) -> Scenario:
+    """Load a scenario and check what it refers to (in every sweep point): model, hardware and
+    runtime names, trace files, external protocols, and with ``checkpoints`` the checkpoint
+    folder. Raises one ``ScenarioError`` listing every problem."""
+    scenario = load_scenario(path, overrides)
+    source = str(path)
+    problems = (name_problems(scenario, source) + trace_problems(scenario, source)
+                + protocol_problems(scenario, source))  # fmt: skip
+    if checkpoints:
+        problems += checkpoint_problems(scenario, source)
+    if problems:
+        raise ScenarioError("\n".join(problems))
+    return scenario
+
+
+def validate_file(path: str | Path, overrides: list[str] = ()) -> tuple[Scenario, int]:
+    """``ciarsim scenarios validate`` for one file: everything ``load_checked`` checks (the
+    checkpoint folder too) and what ``run`` checks before decoding (``preflight``: trained models,
+    built policies), the file's name in front. Returns the scenario and its number of sweep points."""
+    from ciarsim.runner.run import preflight  # noqa: PLC0415
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
+
+    scenario = load_checked(path, overrides, checkpoints=True)
+    try:
+        preflight(scenario)
+    except CiarsimError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    return scenario, len(expand(scenario))
 
 
 def trace_problems(scenario: Scenario, source: str) -> list[str]:
     """One line per capacity-trace file of any sweep point that is missing, unreadable, malformed
     or empty (read with the importer the run uses)."""
-    from ciarsim.scenario.sweep import expand  # noqa: PLC0415 - sweep imports the loader
+    from ciarsim.scenario.sweep import expand  # noqa: PLC0415
     from ciarsim.sim.capacity import load_trace  # noqa: PLC0415 - sim layer, loaded lazily
 
     seen, out = set(), []
