@@ -130,15 +130,24 @@ def _at(data: dict, path: str) -> object:
     return data
 
 
-def conditions(res: Results, key: str) -> str:
-    """The scenario's name and the conditions at point ``key``: swept values first, then the fixed
-    network and hardware (``4g: RTT 70 ms, uplink 11.2 Mbit/s, ..., device snapdragon-8-gen-3``)."""
-    row = res.points[res.points["point"] == key]
+def conditions(res: Results, key: str | None = None) -> str:
+    """The scenario's name and the conditions at point ``key`` (None: the fixed ones only): swept
+    values first, then the fixed network and hardware (``4g: RTT 70 ms, uplink 11.2 Mbit/s, ...,
+    device snapdragon-8-gen-3 (npu), cloud h100 (cudagraph)``)."""
+    row = res.points[res.points["point"] == key] if key is not None else res.points.iloc[:0]
     swept = {p: row.iloc[0][p] for p in res.swept} if len(row) else {}
     data = scenario_dict(res)
-    fixed = {p: _at(data, p) for p in CONDITIONS if p not in swept}
-    fixed = {p: v for p, v in fixed.items() if v is not None and not (p.endswith("loss_rate") and not v)}
-    return f"{res.name}: " + F.combo_text({**swept, **fixed})
+    net = {p: _at(data, p) for p in CONDITIONS if p.startswith("network.") and p not in res.swept}
+    net = {p: v for p, v in net.items() if v is not None and not (p.endswith("loss_rate") and not v)}
+    parts = [F.combo_text(swept)] if swept else []
+    parts += [F.combo_text(net)] if net else []
+    for role in ("device", "cloud"):
+        hw, rt = f"models.{role}.hardware", f"models.{role}.runtime"
+        if hw in res.swept or rt in res.swept:
+            continue
+        if _at(data, hw) is not None:
+            parts.append(f"{role} {_at(data, hw)}" + (f" ({_at(data, rt)})" if _at(data, rt) else ""))
+    return f"{res.name}: " + ", ".join(parts)
 
 
 def latency_breakdown(res: Results, points: Sequence[str] | None = None) -> Figure:
@@ -150,11 +159,10 @@ def latency_breakdown(res: Results, points: Sequence[str] | None = None) -> Figu
     if len(keys) == 1:
         tables, title = [("", breakdown(res.results, keys[0], cols))], conditions(res, keys[0])
     else:
-        tables = [(F.combo_text({p: res.points.set_index("point").loc[k, p] for p in res.swept}),
+        at = res.points.set_index("point")
+        tables = [(F.combo_text({p: at.loc[k, p] for p in res.swept}),
                    breakdown(res.results, k, cols)) for k in keys]  # fmt: skip
-        title = conditions(res, keys[0]).split(":")[0] + ": " + ", ".join(
-            F.param_text(p, _at(scenario_dict(res), p)) for p in CONDITIONS
-            if p not in res.swept and _at(scenario_dict(res), p) is not None)  # fmt: skip
+        title = conditions(res)
     with figure_style():
         return F.breakdown_bars(tables, title)
 
@@ -163,7 +171,9 @@ def timeline_rows(res: Results, policies: Sequence[str], point: str, replication
     rows = []
     for pol in policies:
         row = TL.first_image(res.results, point, pol, replication)
-        rows.append((f"{pol}: image {int(row['image'])}, {row['latency_ms']:.1f} ms",
+        lat = float(row["latency_ms"])
+        took = f"{lat / 1000:.2f} s" if lat > 2000 else f"{lat:.1f} ms"
+        rows.append((f"{pol}: image {int(row['image'])}, latency {took}",
                      TL.image_segments(res.messages, row)))  # fmt: skip
     return rows
 

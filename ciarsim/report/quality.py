@@ -4,6 +4,8 @@ consistency and FD, one style per policy and every point labelled directly (no l
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -40,7 +42,7 @@ def quality_vs_cost(summary: pd.DataFrame, styles: dict[str, PolicyStyle]) -> Fi
             ax.plot(xv, yv, **(style.line_kw() | {"markersize": style.markersize * 0.9}))
             if yc + CI in d and xc == "cloud_passes_pct" and np.isfinite(d[yc + CI]).any():
                 ax.errorbar(xv, yv, yerr=d[yc + CI], fmt="none", ecolor=style.color,
-                            elinewidth=0.7, capsize=1.2, alpha=0.7)  # fmt: skip
+                            elinewidth=0.6, capsize=1.0, alpha=0.45)  # fmt: skip
             ok = np.isfinite(xv) & np.isfinite(yv)
             if ok.any():
                 anchors.append((fam, float(xv[ok][-1]), float(yv[ok][-1]), style.color))
@@ -62,8 +64,9 @@ def _better(ax, up: bool, left: bool) -> None:
 
 
 def direct_labels(ax, anchors: list[tuple[str, float, float, str]], fontsize: float = 6.0) -> None:
-    """Write each (text, x, y, colour) next to its point: right of it (left near the right edge),
-    labels pushed apart vertically until none overlap, a thin leader line where a label moved."""
+    """Write each (text, x, y, colour) next to its point, at the free spot nearest to it (right or
+    left of the point first, else further away with a thin leader line) where it touches no label
+    placed before and no other point. Deterministic: fixed candidates, first best wins."""
     if not anchors:
         return
     ax.autoscale_view()
@@ -71,41 +74,48 @@ def direct_labels(ax, anchors: list[tuple[str, float, float, str]], fontsize: fl
     fig_w, fig_h = ax.get_figure(root=True).get_size_inches()
     box = ax.get_position()
     w_in, h_in = fig_w * box.width * 0.85, fig_h * box.height * 0.85  # after labels and ticks
-    h = fontsize * 1.25 / 72 / h_in  # label height, axes fraction
-    items = []
-    for text, x, y, color in anchors:
-        fx, fy = (x - x0) / ((x1 - x0) or 1), (y - y0) / ((y1 - y0) or 1)
-        width = len(text) * fontsize * 0.55 / 72 / w_in
-        right = fx + 0.025 + width <= 1.0
-        lx = fx + 0.025 if right else fx - 0.025 - width
-        items.append([text, fx, fy, color, lx, width, fy])
-    for _ in range(200):  # push overlapping pairs apart (deterministic: fixed order and steps)
-        moved = False
-        for a in range(len(items)):
-            for b in range(a + 1, len(items)):
-                A, B = items[a], items[b]
-                if A[4] + A[5] <= B[4] or B[4] + B[5] <= A[4]:
+    h = fontsize * 1.3 / 72 / h_in  # label height, axes fraction
+    mw, mh = 4.0 / 72 / w_in, 4.0 / 72 / h_in  # half-size of a marker, axes fraction
+    pts = [((x - x0) / ((x1 - x0) or 1), (y - y0) / ((y1 - y0) or 1)) for _, x, y, _ in anchors]
+    markers = [(px - mw, py - mh, px + mw, py + mh) for px, py in pts]
+    placed: list[tuple[float, float, float, float]] = []
+    ys = np.arange(h / 2, 1 - h / 2 + 1e-9, h / 3)
+    for k, (text, _, _, color) in enumerate(anchors):
+        fx, fy = pts[k]
+        width = len(text) * fontsize * 0.58 / 72 / w_in
+        xs = [fx + mw + 0.008, fx - mw - 0.008 - width]
+        xs += [fx + d for d in (0.1, 0.2, 0.3)] + [fx - width - d for d in (0.1, 0.2, 0.3)]
+        best, best_d = (xs[0], fy), math.inf
+        for lx in xs:
+            if lx < 0 or lx + width > 1.02:
+                continue
+            for ly in ys:
+                cx = lx if lx > fx else lx + width  # where a leader line would end
+                d = math.hypot(cx - fx, (ly - fy) * 1.5) + (0 if abs(ly - fy) < h / 2 else 0.02)
+                if d >= best_d:
                     continue
-                gap = h - abs(A[6] - B[6])
-                if gap > 1e-9:
-                    up, down = (A, B) if (A[6], -a) >= (B[6], -b) else (B, A)
-                    up[6] += gap / 2 + 1e-4
-                    down[6] -= gap / 2 + 1e-4
-                    moved = True
-        for it in items:
-            it[6] = min(max(it[6], h / 2), 1 - h / 2)
-        if not moved:
-            break
-    for text, fx, fy, color, lx, width, ly in items:
+                b = (lx, ly - h / 2, lx + width, ly + h / 2)
+                if any(_hit(b, p) for p in placed) or any(
+                        _hit(b, m) for j, m in enumerate(markers) if j != k):  # fmt: skip
+                    continue
+                best, best_d = (lx, ly), d
+        lx, ly = best
+        placed.append((lx, ly - h / 2, lx + width, ly + h / 2))
+        far = abs(ly - fy) > h * 0.6 or lx > fx + mw + 0.02 or lx + width < fx - mw - 0.02
         ax.annotate(text, xy=(fx, fy), xytext=(lx, ly), xycoords="axes fraction",
                     textcoords="axes fraction", fontsize=fontsize, color=color, va="center",
                     ha="left", annotation_clip=False,
                     arrowprops=({"arrowstyle": "-", "color": color, "linewidth": 0.5,
-                                 "shrinkA": 0, "shrinkB": 2}
-                                if abs(ly - fy) > h * 0.6 else None))  # fmt: skip
+                                 "shrinkA": 0, "shrinkB": 2} if far else None))  # fmt: skip
+
+
+def _hit(a: tuple, b: tuple) -> bool:
+    """Whether boxes (x0, y0, x1, y1) overlap."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _families(summary: pd.DataFrame, styles) -> dict[str, tuple[PolicyStyle, pd.DataFrame]]:
+    """Policy family -> (style, its rows): ``ciar-t0.1`` and ``ciar-t0.3`` are one line."""
     out: dict[str, tuple[PolicyStyle, pd.DataFrame]] = {}
     for pol in dict.fromkeys(summary["policy"]):
         fam = family(pol)
@@ -115,5 +125,3 @@ def _families(summary: pd.DataFrame, styles) -> dict[str, tuple[PolicyStyle, pd.
         else:
             out[fam] = (styles.get(fam, styles[pol]), rows)
     return out
-
-

@@ -71,11 +71,9 @@ def speedup_vs(summary: pd.DataFrame, x: str, panels: list[tuple[str, list[str]]
                             path_effects=[withStroke(linewidth=2, foreground="white")])  # fmt: skip
         ax.set_yscale("log")
         _speedup_ticks(ax, at[at["policy"].isin(policies)][SPEEDUP].to_numpy(float))
-        ax.set_ylabel("Speed-up vs base (×, log scale)")
+        ax.set_ylabel("Speed-up vs base (×, log)\nabove 1×: faster than base")
         ax.set_xlabel(label)
         x_axis(ax, xs_all, log_x)
-        ax.text(0.99, 0.98, "above 1×: faster than base", transform=ax.transAxes, ha="right",
-                va="top", fontsize=6.5, color="#555555")  # fmt: skip
     legend(fig, policies, styles)
     return fig
 

@@ -51,9 +51,10 @@ def sub_rows(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return row
 
 
-def _draw_lanes(ax, seg: pd.DataFrame, div: float) -> None:
-    """One band per lane; a lane with overlapping segments is split into thinner sub-rows, and
-    every bar has a thin dark edge so that back-to-back bars stay distinguishable."""
+def _draw_lanes(ax, seg: pd.DataFrame, div: float, min_w: float = 0.0) -> None:
+    """One band per lane; a lane with overlapping segments is split into thinner sub-rows (so
+    work in flight at the same time is never drawn on top of other work). Bars narrower than
+    ``min_w`` (axis units) are drawn ``min_w`` wide so that short steps stay visible."""
     for k, lane in enumerate(LANE_ORDER):
         s = seg[seg["lane"] == lane]
         if s.empty:
@@ -65,10 +66,9 @@ def _draw_lanes(ax, seg: pd.DataFrame, div: float) -> None:
         h = 0.8 / n
         for r in range(n):
             m = rows == r
-            spans = list(zip(start[m] / div, (end[m] - start[m]) / div))
+            spans = list(zip(start[m] / div, np.maximum((end[m] - start[m]) / div, min_w)))
             ax.broken_barh(spans, (top - (r + 1) * h + 0.04 * h, 0.92 * h),
-                           facecolors=LANE_COLORS[lane], edgecolor="#333333",
-                           linewidth=0.3)  # fmt: skip
+                           facecolors=LANE_COLORS[lane], edgecolor="none")
     ax.set_yticks(range(len(LANE_ORDER)), [LANE_NAMES[x] for x in LANE_ORDER][::-1])
     ax.set_ylim(-0.6, len(LANE_ORDER) - 0.4)
     ax.grid(axis="y", visible=False)
@@ -80,13 +80,15 @@ def timeline(rows: list[tuple[str, pd.DataFrame]], width_in: float = DOUBLE_IN,
     ``lane`` and ``start_ms`` / ``end_ms`` relative to the image's request). Lanes: device,
     uplink, cloud queue, cloud, downlink; where segments of a lane overlap (messages in flight
     while the device computes) the lane splits into sub-rows. ``width_in`` / ``panel_in``: the
-    figure's width and each panel's height (inches; the paper variant is smaller)."""
+    figure's width and each panel's height (inches; the paper variant is smaller). Bars shorter
+    than 0.6 pt are drawn 0.6 pt wide."""
     end = max((float(seg["end_ms"].max()) if len(seg) else 0.0) for _, seg in rows)
     unit, div = ("s", 1000.0) if end > 2000.0 else ("ms", 1.0)
     fig = new_figure(width_in, 0.55 + panel_in * len(rows))
     axes = fig.subplots(len(rows), 1, squeeze=False, sharex=True)[:, 0]
+    min_w = end / div * 0.6 / 72 / max(width_in - 1.0, 1.0)  # 0.6 pt at the axes' width
     for ax, (title, seg) in zip(axes, rows):
-        _draw_lanes(ax, seg, div)
+        _draw_lanes(ax, seg, div, min_w)
         ax.set_title(title, loc="left")
     axes[-1].set_xlim(0, end / div * 1.01 if end > 0 else 1)
     axes[-1].set_xlabel(f"Time since the image's request ({unit})")
