@@ -70,9 +70,10 @@ def token_map(arrays: dict[str, np.ndarray], title: str, n: int = MAX_IMAGES,
             _token_grid(col[r + 1], g)
         top = f"sample {j}"
         if captions is not None and j < len(captions):
-            top = textwrap.shorten(str(captions[j]), 60, placeholder=" …")
-            top = "\n".join(textwrap.wrap(top, 30))
-        col[0].set_title(top, fontsize=6.5)
+            chars = int(26 * min(1.0, (DOUBLE_IN - 1.2) / k / 1.45))  # 6 pt in a column's width
+            top = textwrap.shorten(str(captions[j]), 3 * chars, placeholder=" …")
+            top = "\n".join(textwrap.wrap(top, chars))
+        col[0].set_title(top, fontsize=6)
     names = {"image": "decoded image", "source": "token source", "u": "U (uncertainty)"}
     for ax, row in zip(axes[:, 0], rows):
         ax.set_ylabel(names[row])
