@@ -48,7 +48,7 @@ def main() -> None:
         "sweep1_speedup_vs_rtt": P.speedup_vs(s1),
         "sweep2_latency_vs_rtt": P.latency_vs(s2),
         "sweep2_speedup_vs_rtt": P.speedup_vs(s2),
-        "sweep2_speedup_map": P.speedup_map(ciarsim.load(a.map)),
+        "rtt_uplink_speedup_map": P.speedup_map(ciarsim.load(a.map)),
         "compare_latency_vs_rtt": P.compare_latency(*(ciarsim.load(d) for d in a.compare)),
     }
     for name, fig in figures.items():
