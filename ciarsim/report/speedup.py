@@ -92,23 +92,25 @@ def _speedup_ticks(ax, values: np.ndarray) -> None:
 
 
 def break_even_text(summary: pd.DataFrame, x: str, keys: list[str]) -> str:
-    """Where each policy crosses break-even against ``x`` among the points ``keys`` (caption)."""
+    """Where each policy crosses break-even against ``x`` among the points ``keys``, and which
+    policies stay on one side over the whole range (for a caption)."""
     label, factor = param_axis(x)
     at = summary[summary["point"].isin(keys) & (summary["policy"] != "base")]
-    parts = []
+    cross, side = [], {"faster": [], "slower": []}
     for pol in dict.fromkeys(at["policy"]):
         d = at[at["policy"] == pol].sort_values(x)
-        xv = d[x].astype(float).to_numpy() * factor
         y = d[SPEEDUP].to_numpy(float)
-        cross = break_even(xv, y)
-        if cross:
-            parts.append(f"{pol} at " + ", ".join(
-                f"{bx:.3g} ({'stops beating base' if way == 'down' else 'starts beating base'})"
-                for bx, way in cross))  # fmt: skip
-        elif np.isfinite(y).any():
-            side = "faster" if np.nanmin(y) > 1 else "slower" if np.nanmax(y) < 1 else "even"
-            parts.append(f"{pol} {side} than base over the whole range")
-    return f"Break-even against {label}: " + "; ".join(parts) + "." if parts else ""
+        found = break_even(d[x].astype(float).to_numpy() * factor, y)
+        if found:
+            cross.append(f"{pol} at " + ", ".join(
+                f"{bx:.3g} ({'stops' if way == 'down' else 'starts'} beating base)"
+                for bx, way in found))  # fmt: skip
+        elif np.isfinite(y).any() and (np.nanmin(y) > 1 or np.nanmax(y) < 1):
+            side["faster" if np.nanmin(y) > 1 else "slower"].append(pol)
+    parts = [f"break-even against {label}: " + "; ".join(cross)] if cross else []
+    parts += [f"{k} than base over the whole range: {', '.join(v)}" for k, v in side.items() if v]
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:] if parts else ""
 
 
 # ----------------------------------------------------------------------------------------------
