@@ -75,6 +75,8 @@ def run(scenario, overrides: Iterable[str] = (), out: str | Path | None = None, 
         raise UsageError(f"workers: expected 0 (one per CPU core) or more, got {workers}")
     sc = scenario_of(scenario, overrides)
     target = Path(out) if out is not None else Path(sc.output_dir or f"reports/{sc.name}")
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"out: '{target}' is a file; expected a results folder (new or existing)")
     pool = executor or (LocalExecutor() if workers == 1 else PoolExecutor(workers or None))
     run_scenario(sc, target, cache_dir=cache_dir, progress=progress, force=force, executor=pool,
                  messages=messages)  # fmt: skip

@@ -15,7 +15,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import ciarsim
-from ciarsim.errors import CiarsimError, ScenarioError
+from ciarsim.errors import CiarsimError, ScenarioError, UsageError
 from ciarsim.report import plots
 from ciarsim.runner import run as runner
 
@@ -94,6 +94,9 @@ def test_bad_input_raises_one_clear_error(tmp_path):
     with pytest.raises(ScenarioError, match="rtt_ms"):
         ciarsim.run(ROOT / "scenarios" / "4g.yaml", overrides=["network.rtt_ms=-5"],
                     out=tmp_path / "x", report=False)  # fmt: skip
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        ciarsim.run(ROOT / "scenarios" / "4g.yaml", out=tmp_path / "notes.md")
     with pytest.raises(CiarsimError, match="no such folder"):
         ciarsim.load(tmp_path / "missing")
     assert not (tmp_path / "x").exists()
