@@ -11,6 +11,9 @@ Entry points:
 - ``compare(dir1, dir2, out_dir) -> Path``: overlay two results folders; returns ``compare.md``.
 - ``export_trace_events(results_dir, out_file, point=None, policy=None, replication=0) -> Path``:
   a Chrome / Perfetto trace JSON of one point and replication.
+
+Each figure alone, as a matplotlib ``Figure`` from a loaded folder: ``ciarsim.report.plots`` (the
+report draws through it too).
 """
 
 from __future__ import annotations

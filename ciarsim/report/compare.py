@@ -22,7 +22,7 @@ from ciarsim.report import page
 from ciarsim.report import tables as T
 from ciarsim.report.load import Results, load_results, slug
 from ciarsim.report.plan import Planned, Skipped
-from ciarsim.report.stats import CI, points_in, slices, summary_table
+from ciarsim.report.stats import CI, points_in, summary_table
 from ciarsim.report.style import FORMATS, figure_style, policy_styles, save_figure
 from ciarsim.scenario.loader import raw_scenario
 
@@ -41,8 +41,7 @@ def compare(dir1: str | Path, dir2: str | Path, out_dir: str | Path,
     sums = [summary_table(r.results, p) for r, p in zip(runs, points)]
     names = side_names(runs)
     diff = differences(sums, params)
-    styles = policy_styles(runs[0].policies + runs[1].policies)
-    entries = _overlays(points, sums, params, names, styles)
+    entries = _overlays(runs, points, params, names)
     for e in entries:
         if isinstance(e, Planned):
             with figure_style():
@@ -137,40 +136,56 @@ def diff_table(diff: pd.DataFrame, params: list[str], names: list[str]) -> T.Tab
     return T.Table(caption, header, rows, "tab:compare", tuple(range(len(params))))
 
 
-def _overlays(points, sums, params, names, styles) -> list:
+def overlay_parts(a: Results, b: Results, x: str) -> tuple[list, list, str, dict]:
+    """What the overlay of ``a`` and ``b`` against ``x`` draws: (sides: (name, summary) per run,
+    facet rows: (title, point keys per side) for every combination of the other swept values
+    either run has (at most four), a note saying what was left out, policy styles)."""
+    runs = [a, b]
+    params = list(dict.fromkeys(a.swept + b.swept))
+    points = [resolved_points(r, params) for r in runs]
+    sums = [summary_table(r.results, p) for r, p in zip(runs, points)]
+    names = side_names(runs)
+    others = [p for p in params if p != x]
+    combos: list[dict] = []
+    for pts in points:
+        for c in pts[others].drop_duplicates().to_dict("records") if others else [{}]:
+            if c not in combos and any(points_in(p, c) for p in points):
+                combos.append(c)
+    note = ""
+    if len(combos) > MAX_FACETS:
+        note = (f"Showing {MAX_FACETS} of {len(combos)} combinations of "
+                f"{', '.join(F.param_axis(p)[0] for p in others)}; compare.csv has every point.")
+        combos = combos[:MAX_FACETS]
+    rows = [(F.combo_text(c), [points_in(p, c) for p in points]) for c in combos]
+    sides = list(zip(names, sums))
+    return sides, rows, note, policy_styles(a.policies + b.policies)
+
+
+MAX_FACETS = 4
+
+
+def _overlays(runs, points, params, names) -> list:
+    from ciarsim.report.plots import compare_latency  # noqa: PLC0415
+
     out = []
     for x in params:
         varied = [p[x].nunique() >= 2 and pd.api.types.is_numeric_dtype(p[x]) for p in points]
         if x.startswith("policies.") or not any(varied):
             continue
-        sides, notes = [], []
-        for k, (name, pts, s) in enumerate(zip(names, points, sums)):
-            if not pd.api.types.is_numeric_dtype(pts[x]):
-                continue
-            combo = _slice_like(pts, points[1 - k], params, x)
-            held = F.combo_text(combo)
-            notes.append(f"{name}" + (f" at {held}" if held else ""))
-            sides.append((name, s[s["point"].isin(points_in(pts, combo))]))
+        _, rows, note, _ = overlay_parts(runs[0], runs[1], x)
+        shown = "; ".join(t for t, _ in rows if t)
         caption = ("Mean and p95 latency per image, one colour and marker per policy; "
                    f"solid, filled: {names[0]}; dashed, open: {names[1]}. Bands: 95% t intervals "
-                   f"across replications. Shown: {'; '.join(notes)}.")  # fmt: skip
+                   "across replications."
+                   + (f" One row of panels per combination of the other swept values ({shown})."
+                      if shown else "") + (f" {note}" if note else ""))  # fmt: skip
         out.append(Planned(f"compare_latency_vs_{slug(x.replace('.', '_'))}",
                            f"Latency vs {F.param_axis(x)[0]}", caption,
-                           lambda x=x, sides=sides: F.overlay(sides, x, styles)))  # fmt: skip
+                           lambda x=x: compare_latency(runs[0], runs[1], x)))  # fmt: skip
     if not out:
         out.append(Skipped("Latency overlay", "no numeric parameter was swept in either run "
                            f"(swept: {', '.join(params) or 'nothing'})"))  # fmt: skip
     return out
-
-
-def _slice_like(pts: pd.DataFrame, other: pd.DataFrame, params: list[str], x: str) -> dict:
-    """The combination of ``pts``' other swept parameters to draw against ``x``: the first that
-    the other run also has, else the first."""
-    combos, _ = slices(pts[["point", "point_index", *params]], x, max_panels=len(pts))
-    for combo in combos:
-        if points_in(other, combo):
-            return combo
-    return combos[0]
 
 
 def _blocks(runs, names, table, entries, formats, matched: int) -> list[page.Block]:

@@ -2,7 +2,7 @@
 
 Required: ``results.parquet`` (one row per image per point per replication), ``points.csv`` (each
 point's swept values) and ``scenario.yaml`` (the resolved scenario, embedded in the report).
-Optional: ``messages.parquet`` (timelines, trace export) and ``samples/<policy>.npz`` (token
+Optional: ``summary.csv`` (the runner's summary), ``messages.parquet`` (timelines, trace export) and ``samples/<policy>.npz`` (token
 maps); a report explains what it skipped when they are missing.
 """
 
@@ -35,6 +35,15 @@ class Results:
     scenario_text: str
     messages: pd.DataFrame | None = None
     samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    summary: pd.DataFrame | None = None  # summary.csv (per point and policy), as the runner wrote it
+
+    @property
+    def summary_ci(self) -> pd.DataFrame:
+        """The report's summary (``summary_ci.csv``): latency statistics, speed-up, cost and quality
+        per (point, policy) with ``*_ci95`` half-widths, swept values first."""
+        from ciarsim.report.stats import summary_table  # noqa: PLC0415
+
+        return summary_table(self.results, self.points)
 
     @property
     def swept(self) -> list[str]:
@@ -74,9 +83,12 @@ def load_results(results_dir: str | Path) -> Results:
     messages = None
     if (root / "messages.parquet").is_file():
         messages = _read_table(root / "messages.parquet", MESSAGE_COLUMNS)
+    summary = None
+    if (root / "summary.csv").is_file():
+        summary = _read_table(root / "summary.csv", ("point", "policy"))
     return Results(root, results, points.sort_values("point_index", kind="stable"),
                    scenario.read_text(encoding="utf-8"), messages,
-                   _read_samples(root / "samples"))  # fmt: skip
+                   _read_samples(root / "samples"), summary)  # fmt: skip
 
 
 def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:

@@ -3,8 +3,8 @@
 Colours are Okabe & Ito's colour-blind-safe set ("Color Universal Design", 2008); the latency
 components use Paul Tol's "bright" set so they never read as policies. A policy keeps its colour,
 marker and line style in every figure of a report (and of a comparison): known labels have a fixed
-style, other labels get free combinations in sorted order. Gated variants share the dashed line
-and differ by colour and marker.
+style, other labels get free colours in sorted order; no two policies of a report share a colour
+(up to 18). Gated variants share the dashed line and differ by colour and marker.
 
 Sizes: a LaTeX single column is ``COLUMN_IN`` (3.3 in) wide, a double column ``DOUBLE_IN`` (7 in).
 Saving writes PNG (for the report page), PDF and SVG (for papers) with every timestamp and
@@ -49,28 +49,33 @@ class PolicyStyle:
                 "markersize": self.markersize, "linewidth": 1.4}  # fmt: skip
 
 
+# More colours, distinct from Okabe-Ito's and from each other (Paul Tol "muted" and "dark"), for
+# the policies a report has beyond eight: no two policies of one report share a colour.
+EXTRA_COLORS = ("#332288", "#44AA99", "#999933", "#882255", "#AA7733", "#CC6677", "#117733",
+                "#6699CC", "#AA4499", "#661100")  # fmt: skip
+
 _O = OKABE_ITO
 KNOWN_STYLES: dict[str, PolicyStyle] = {
     "base": PolicyStyle(_O["black"], "o", "-"),
-    "device_only": PolicyStyle(_O["grey"], "X", "-"),
+    "ciar": PolicyStyle(_O["vermillion"], "*", "-", 7.5),
     "sd": PolicyStyle(_O["sky"], "s", "-"),
     "lantern": PolicyStyle(_O["blue"], "D", "-", 4.5),
     "code_split": PolicyStyle(_O["purple"], "P", "-"),
-    "ciar": PolicyStyle(_O["vermillion"], "*", "-", 7.5),
     "oracle": PolicyStyle(_O["green"], "^", ":"),
-    "ciar_pipelined": PolicyStyle(_O["vermillion"], "p", "-."),
-    "ciar_batched-exact": PolicyStyle(_O["orange"], "H", "-."),
-    "ciar_batched-relaxed": PolicyStyle(_O["yellow"], "8", "-."),
-    "cloud_burst": PolicyStyle(_O["blue"], "d", "-."),
+    "device_only": PolicyStyle(_O["grey"], "X", "-"),
     "gated-interval": PolicyStyle(_O["orange"], "o", "--"),
-    "gated-entropy": PolicyStyle(_O["blue"], "v", "--"),
-    "gated-max_prob": PolicyStyle(_O["green"], "<", "--"),
-    "gated-topk_set": PolicyStyle(_O["purple"], ">", "--"),
-    "gated-uhlm": PolicyStyle(_O["sky"], "h", "--"),
-    "gated-random": PolicyStyle(_O["grey"], "d", "--"),
+    "gated-entropy": PolicyStyle("#332288", "v", "--"),
+    "gated-max_prob": PolicyStyle("#44AA99", "<", "--"),
+    "gated-topk_set": PolicyStyle("#882255", ">", "--"),
+    "gated-uhlm": PolicyStyle("#999933", "h", "--"),
+    "gated-random": PolicyStyle("#AA7733", "d", "--"),
+    "ciar_pipelined": PolicyStyle("#CC6677", "p", "-."),
+    "ciar_batched-exact": PolicyStyle("#661100", "H", "-."),
+    "ciar_batched-relaxed": PolicyStyle("#AA4499", "8", "-."),
+    "cloud_burst": PolicyStyle("#6699CC", "d", "-."),
 }
-_SPARE_COLORS = [_O[k] for k in ("vermillion", "blue", "green", "orange", "purple", "sky",
-                                 "black", "grey", "yellow")]  # fmt: skip
+_SPARE_COLORS = [*(_O[k] for k in ("vermillion", "blue", "green", "orange", "purple", "sky",
+                                   "black", "grey")), *EXTRA_COLORS, _O["yellow"]]  # fmt: skip
 _SPARE_MARKERS = ["p", "8", "H", "d", "v", "^", "<", ">", "s", "o", "D"]
 _SPARE_LINES = ["-.", (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1))]
 
@@ -119,26 +124,28 @@ RC = {
 
 
 def policy_styles(labels: Iterable[str]) -> dict[str, PolicyStyle]:
-    """One style per label: the fixed style of known labels, then free combinations in sorted
-    order for the others (a label's family colour is reused when it is free of that marker)."""
+    """One style per label, no colour used twice while colours last (18): the fixed style of
+    known labels, then for the others (sorted) their family's colour if no one else has it, else
+    the first free colour; past 18 labels, free (colour, marker) combinations."""
     labels = sorted(set(labels))
     out = {lab: KNOWN_STYLES[lab] for lab in labels if lab in KNOWN_STYLES}
+    colors = {s.color for s in out.values()}
     used = {(s.color, s.marker) for s in out.values()}
-    combos = itertools.product(_SPARE_LINES, _SPARE_MARKERS, _SPARE_COLORS)
     for lab in (x for x in labels if x not in out):
-        fam = family(lab)
-        if fam in KNOWN_STYLES:
-            color = KNOWN_STYLES[fam].color
-            free = [m for m in _SPARE_MARKERS if (color, m) not in used]
-            if free:
-                out[lab] = PolicyStyle(color, free[0], "-.")
-                used.add((color, free[0]))
-                continue
-        for line, marker, color in combos:
-            if (color, marker) not in used:
-                out[lab] = PolicyStyle(color, marker, line)
-                used.add((color, marker))
-                break
+        fam = KNOWN_STYLES.get(family(lab))
+        free = [c for c in _SPARE_COLORS if c not in colors]
+        if fam is not None and fam.color not in colors:
+            style = PolicyStyle(fam.color, fam.marker, "-.", fam.markersize)
+        elif free:
+            marker = fam.marker if fam else _SPARE_MARKERS[len(out) % len(_SPARE_MARKERS)]
+            style = PolicyStyle(free[0], marker, fam.linestyle if fam else "-.")
+        else:
+            combos = itertools.product(_SPARE_LINES, _SPARE_MARKERS, _SPARE_COLORS)
+            line, marker, color = next(c for c in combos if (c[2], c[1]) not in used)
+            style = PolicyStyle(color, marker, line)
+        out[lab] = style
+        colors.add(style.color)
+        used.add((style.color, style.marker))
     return out
 
 

@@ -28,8 +28,11 @@ def source_shares(arrays: dict[str, np.ndarray]) -> dict[str, float]:
             for k, lab in enumerate(SOURCE_LABELS)}  # fmt: skip
 
 
-def token_map(arrays: dict[str, np.ndarray], title: str, n: int = MAX_IMAGES) -> Figure:
-    """The token-map figure of one policy's samples (first ``n`` images)."""
+def token_map(arrays: dict[str, np.ndarray], title: str, n: int = MAX_IMAGES,
+              tau: float | None = None) -> Figure:  # fmt: skip
+    """The token-map figure of one policy's samples (first ``n`` images); ``tau``: the policy's
+    threshold on U, marked on the colour bar (the range stretches to include it; a log scale when
+    U is positive and spans 100x or more)."""
     source = np.asarray(arrays["source"])[:n]
     u = np.asarray(arrays["u"], dtype=float)[:n]
     k, T = source.shape
@@ -45,8 +48,7 @@ def token_map(arrays: dict[str, np.ndarray], title: str, n: int = MAX_IMAGES) ->
     u_img = None
     if has_u:
         finite = u[np.isfinite(u)]
-        # robust range (2nd-98th percentile): one outlier must not flatten the whole map
-        lo, hi = (float(x) for x in np.percentile(finite, [2, 98]))
+        norm = u_norm(finite, tau)
     for j in range(k):
         col = axes[:, j]
         for ax in col:
@@ -64,23 +66,43 @@ def token_map(arrays: dict[str, np.ndarray], title: str, n: int = MAX_IMAGES) ->
         if has_u:
             masked = np.ma.masked_invalid(u[j].reshape(g, g))
             cm = _viridis_with_grey()
-            u_img = col[r + 1].imshow(masked, cmap=cm, vmin=lo, vmax=hi if hi > lo else lo + 1)
+            u_img = col[r + 1].imshow(masked, cmap=cm, norm=norm)
             _token_grid(col[r + 1], g)
         top = f"sample {j}"
         if captions is not None and j < len(captions):
-            top = textwrap.shorten(str(captions[j]), 60, placeholder=" …")
-            top = "\n".join(textwrap.wrap(top, 30))
-        col[0].set_title(top, fontsize=6.5)
+            chars = int(26 * min(1.0, (DOUBLE_IN - 1.2) / k / 1.45))  # 6 pt in a column's width
+            top = textwrap.shorten(str(captions[j]), 3 * chars, placeholder=" …")
+            top = "\n".join(textwrap.wrap(top, chars))
+        col[0].set_title(top, fontsize=6)
     names = {"image": "decoded image", "source": "token source", "u": "U (uncertainty)"}
     for ax, row in zip(axes[:, 0], rows):
         ax.set_ylabel(names[row])
     if u_img is not None:
         cbar = fig.colorbar(u_img, ax=axes[-1, :], shrink=0.9, aspect=15)
         cbar.set_label("U, 2nd-98th pct (grey: none)")
+        if tau is not None and norm.vmin <= tau <= norm.vmax:
+            cbar.ax.axhline(tau, color="#D55E00", linewidth=1.6)
+            cbar.ax.annotate(f"τ = {tau:.3g}", (0.0, tau), xycoords=("axes fraction", "data"),
+                             xytext=(-3, 0), textcoords="offset points", ha="right",
+                             va="center", fontsize=6.5, color="#D55E00",
+                             annotation_clip=False)  # fmt: skip
     handles = [Patch(facecolor=c, edgecolor="#777777", linewidth=0.4, label=lab) for c, lab in zip(SOURCE_COLORS, SOURCE_LABELS)]
     fig.legend(handles=handles, loc="outside lower center", ncols=2 if k < 3 else 4)
     fig.suptitle(f"{title}: {k} sample image{'s' * (k > 1)}", fontsize=8.5)
     return fig
+
+
+def u_norm(finite: np.ndarray, tau: float | None):
+    """The colour scale of U: its robust range (2nd-98th percentile: one outlier must not flatten
+    the map), stretched to include ``tau``; logarithmic when positive and spanning 100x or more."""
+    from matplotlib.colors import LogNorm, Normalize  # noqa: PLC0415
+
+    lo, hi = (float(x) for x in np.percentile(finite, [2, 98]))
+    if tau is not None and np.isfinite(tau):
+        lo, hi = min(lo, tau), max(hi, tau)
+    if lo > 0 and hi / lo >= 100:
+        return LogNorm(vmin=lo, vmax=hi)
+    return Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
 
 
 def _token_grid(ax, g: int) -> None:

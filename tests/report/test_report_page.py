@@ -18,8 +18,9 @@ from ciarsim.report.style import (
     COLUMN_IN, DOUBLE_IN, PNG_DPI, figure_style, policy_styles, save_figure,
 )  # fmt: skip
 
-FIGURES = ["latency_vs_rtt", "latency_vs_uplink", "speedup_map", "quality_vs_cost",
-           "latency_breakdown", "timeline", "tokens_base", "tokens_ciar"]  # fmt: skip
+FIGURES = ["latency_vs_rtt", "latency_vs_uplink", "speedup_vs_rtt", "speedup_vs_uplink",
+           "speedup_map", "quality_vs_cost", "latency_breakdown", "timeline", "timeline_paper",
+           "tokens_base", "tokens_ciar"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

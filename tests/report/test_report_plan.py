@@ -28,8 +28,10 @@ def test_threshold_sweep_draws_cost_vs_quality_and_skips_network_figures(tmp_pat
     with figure_style():
         fig = quality.draw()
     assert isinstance(fig, Figure) and len(fig.axes) == 3
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["base", "gated-entropy", "ciar"]
+    for ax in fig.axes:  # every policy labelled directly, in its own colour
+        labels = {t.get_text(): t.get_color() for t in ax.texts if t.get_text() != "better"}
+        assert list(labels) == ["base", "gated-entropy", "ciar"]
+        assert len(set(labels.values())) == 3
 
 
 def test_load_sweep_draws_p95_against_arrival_rate(tmp_path):
