@@ -35,7 +35,7 @@ def scenario_of(scenario, overrides: Iterable[str] = ()):
     """A validated ``Scenario`` from a path, YAML text's path or a ``Scenario`` (overrides
     applied), with every file and name it refers to checked (one ScenarioError lists all)."""
     from ciarsim.scenario import Scenario, dump_scenario, load_scenario, parse_scenario  # noqa: PLC0415
-    from ciarsim.scenario import files  # noqa: PLC0415
+    from ciarsim.runner import checks as files  # noqa: PLC0415
 
     overrides = list(overrides)
     if isinstance(scenario, Scenario):

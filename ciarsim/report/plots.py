@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import pandas as pd
-import yaml
 from matplotlib.figure import Figure
 
 from ciarsim.errors import CiarsimError
@@ -24,6 +23,7 @@ from ciarsim.report.load import Results, slug
 from ciarsim.report.stats import breakdown, points_in, slices, summary_table
 from ciarsim.report.style import COLUMN_IN, COMPONENTS, figure_style, policy_styles
 from ciarsim.report.tokenmap import token_map as _token_map
+from ciarsim.scenario.loader import raw_scenario
 
 RTT, UPLINK = "network.rtt_ms", "network.uplink_mbps"
 PAPER_POLICIES = ("base", "sd", "ciar")  # the paper-sized timeline's default choice
@@ -117,11 +117,7 @@ def quality_vs_cost(res: Results, policies: Sequence[str] | None = None,
 
 
 def scenario_dict(res: Results) -> dict:
-    try:
-        data = yaml.safe_load(res.scenario_text) or {}
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return raw_scenario(res.scenario_text) or {}
 
 
 def _at(data: dict, path: str) -> object:

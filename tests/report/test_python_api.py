@@ -44,7 +44,7 @@ def example(tmp_path_factory):
     assert len(blocks) >= 4
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
-    mp.setattr(runner, "_default_decoder", hand_decoder)
+    mp.setattr(runner, "_default_decoder", lambda policy, workload, models, seed, *loaded: hand_decoder(policy, workload, models, seed))
     ns: dict = {}
     try:
         for block in blocks:
