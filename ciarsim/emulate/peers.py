@@ -37,6 +37,20 @@ MIN_REQUEST = LENGTH.size + REQUEST.size
 MIN_ANSWER = LENGTH.size + ANSWER.size
 
 
+SPIN_S = 0.001  # sleeps end with this much busy-waiting: a timer wake-up on a loaded machine
+# comes ~1-2 ms late, a spinning process is on time (the emulated compute, not the host, sets
+# the durations)
+
+
+def sleep_until(t: float) -> None:
+    """Sleep until monotonic time ``t`` (s): ``time.sleep`` to ``SPIN_S`` before, then spin."""
+    pause = t - time.monotonic() - SPIN_S
+    if pause > 0:
+        time.sleep(pause)
+    while time.monotonic() < t:
+        pass
+
+
 def frame(head: bytes, total: int) -> bytes:
     """A message of ``max(total, 4 + len(head))`` bytes: length prefix, ``head``, zeros."""
     body = max(total - LENGTH.size, len(head))
@@ -84,6 +98,7 @@ class ClockEnv:
         self.heap: list[tuple[float, int, _Timer]] = []
         self.seq = 0
         self.virtual: float | None = None
+        self.late_ms: list[float] = []  # how late each timer fired (ms)
 
     @property
     def now(self) -> float:
@@ -98,15 +113,20 @@ class ClockEnv:
         return ev
 
     def wait_s(self) -> float | None:
-        """Seconds to the next due timer (None: none pending)."""
+        """Seconds to ``SPIN_S`` before the next due timer (None: none pending)."""
         if not self.heap:
             return None
-        return max(self.heap[0][0] / 1000.0 + self.start_s - time.monotonic(), 0.0)
+        return max(self.heap[0][0] / 1000.0 + self.start_s - time.monotonic() - SPIN_S, 0.0)
 
     def fire_due(self) -> None:
-        """Run the callbacks of every timer due by now."""
+        """Run the callbacks of every timer due by now, spinning to one due within ``SPIN_S``."""
+        if self.heap:
+            due_s = self.heap[0][0] / 1000.0 + self.start_s
+            if due_s - time.monotonic() < SPIN_S:
+                sleep_until(due_s)
         while self.heap and self.heap[0][0] <= (time.monotonic() - self.start_s) * 1000.0:
             due, _, ev = heapq.heappop(self.heap)
+            self.late_ms.append((time.monotonic() - self.start_s) * 1000.0 - due)
             self.virtual = due
             for cb in ev.callbacks:
                 cb(ev)
@@ -147,7 +167,10 @@ def serve(spec: dict) -> None:
                 ident, steps, new, ctx, prefill, down = REQUEST.unpack_from(body)
                 cloud.request(steps, new, ctx, bool(prefill), answer(ident, down))
         env.fire_due()
-    _write_json(spec["stats"], {"served": served, "iterations": cloud.iterations})
+    late = sorted(env.late_ms) or [0.0]
+    _write_json(spec["stats"], {"served": served, "iterations": cloud.iterations,
+                                "timer_late_ms_p50": late[len(late) // 2],
+                                "timer_late_ms_p99": late[int(len(late) * 0.99)]})
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,11 +210,8 @@ def replay_image(conn: _Conn, ops: list, first_id: int) -> tuple[float, float, i
         if op[0] == 0:
             if op[2] <= 0.0:  # a pure wait (a join)
                 continue
-            end = max(time.monotonic(), busy) + op[2] / 1000.0
-            busy = end
-            pause = end - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
+            busy = max(time.monotonic(), busy) + op[2] / 1000.0
+            sleep_until(busy)
             continue
         conn.request(first_id + k, op)
         k += 1
@@ -200,20 +220,19 @@ def replay_image(conn: _Conn, ops: list, first_id: int) -> tuple[float, float, i
     return t0, time.monotonic(), k
 
 
-def calibrate(conn: _Conn, one_way_ms: float, probes: int) -> tuple[float, int]:
+def calibrate(conn: _Conn, one_way_ms: float, probes: int, first_id: int) -> float:
     """The testbed's own round-trip overhead (ms): the median round trip of ``probes`` empty
-    exchanges (no cloud work, 36 bytes up, 8 down) over the link before the replay (where the relay
-    applies the one-way delay only) minus twice the one-way delay; and the next exchange id.
+    exchanges sent back to back (no cloud work, 28 bytes up, 8 down; ids from ``first_id``)
+    before the first block (the relay applies the one-way delay only), minus twice that delay.
     Process wake-ups and the kernels' packet paths on a loaded machine make it several ms."""
     rtts = []
-    for i in range(probes):
+    for i in range(first_id, first_id + probes):
         t = time.monotonic()
         conn.request(i, [1, -1, 0.0, 0, MIN_ANSWER, 0, 0, 0, 0])
         conn.wait_for(i)
         rtts.append((time.monotonic() - t) * 1000.0)
-        time.sleep(0.01)
     rtts.sort()
-    return max(rtts[len(rtts) // 2] - 2.0 * one_way_ms, 0.0), probes
+    return max(rtts[len(rtts) // 2] - 2.0 * one_way_ms, 0.0)
 
 
 def client(spec: dict) -> None:
@@ -227,7 +246,8 @@ def client(spec: dict) -> None:
     print("connected", flush=True)
     sys.stdin.readline()  # go
     conn, rows = _Conn(sock), []
-    overhead_ms, next_id = calibrate(conn, spec["one_way_ms"], spec["probes"])
+    overhead_ms = calibrate(conn, spec["one_way_ms"], spec["probes"], 0)
+    next_id = spec["probes"]
     for b, block in enumerate(spec["blocks"]):
         t0 = time.monotonic() + spec["gap_s"]
         print(f"start {t0!r} {b} {overhead_ms / 2.0!r}", flush=True)
@@ -237,7 +257,7 @@ def client(spec: dict) -> None:
                 time.sleep(block["think_ms"] / 1000.0)
             start, end, k = replay_image(conn, img["ops"], next_id)
             next_id += k
-            rows.append({"block": b, "image": img["image"], "start_ms": (start - t0) * 1000.0,
+            rows.append({"block": b, "image": img["image"], "overhead_ms": overhead_ms, "start_ms": (start - t0) * 1000.0,
                          "end_ms": (end - t0) * 1000.0, "latency_ms": (end - start) * 1000.0})
     sock.close()
     _write_json(spec["results"], {"images": rows, "overhead_ms": overhead_ms})

@@ -3,7 +3,8 @@
 Run as ``python -m ciarsim.emulate.relay SPEC.json`` by ``ciarsim.emulate.session``. It opens two
 TUN devices (``IFF_TUN | IFF_NO_PI``: each read is one IP packet) named in the spec, prints
 ``ready`` and then forwards (each line on its stdin ``<t0> <block> <ms>`` starts a replay block at ``t0``, monotonic s,
-with fresh shapers whose one-way delay is shortened by ``ms``, the testbed's own one-way overhead
+with fresh shapers whose one-way delay is shortened by ``ms``; ``inf -1 0`` returns to
+delay-only forwarding for the client's calibration; the testbed's own one-way overhead
 measured by the client, ``ciarsim.emulate.peers.calibrate``; packets before the first block pass
 with the one-way delay only): packets read from the device side's TUN go through the uplink
 ``Shaper``, packets from the cloud side's TUN through the downlink one, and each is written to
@@ -152,9 +153,10 @@ class Relay:
             if not line.strip():
                 continue
             start, block, comp = line.split()
-            self.totals.append(self._counters())
-            self.routes = self._routes(*self.shapers(int(block), float(comp)))
             self.start_s = float(start)
+            if int(block) >= 0:  # else: back to delay-only, shapers unchanged
+                self.totals.append(self._counters())
+                self.routes = self._routes(*self.shapers(int(block), float(comp)))
 
     def _counters(self) -> dict:
         (up, _), (down, _) = self.routes.values()

@@ -185,7 +185,7 @@ class Link:
 
 
 def run_session(relay: dict, blocks: list[dict], models: dict, *, realtime: bool = True,
-                gap_s: float = 0.3, timeout_s: float = 3600.0, probes: int = 21) -> dict:  # fmt: skip
+                gap_s: float = 0.3, timeout_s: float = 3600.0, probes: int = 41) -> dict:  # fmt: skip
     """Replay ``blocks`` (each ``{"think_ms", "images": programs}``) between a real client and
     server over a link shaped by the relay spec ``relay`` (the testbed's own round-trip overhead,
 measured with ``probes`` empty exchanges, is taken off the relay's delays so that the
