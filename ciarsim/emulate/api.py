@@ -26,7 +26,7 @@ from ciarsim.emulate.program import programs
 from ciarsim.emulate.session import check_host, run_session
 from ciarsim.errors import EmulationError
 from ciarsim.runner import store
-from ciarsim.runner.run import decode_task, plan_jobs, preflight
+from ciarsim.runner.run import Decoder, decode_task, plan_jobs, preflight
 from ciarsim.runner.trace_cache import TraceCache
 from ciarsim.scenario.schema import Scenario
 from ciarsim.scenario.sweep import replication_seed
@@ -97,11 +97,11 @@ def emulate_scenario(
     replication: int = 0,
     realtime: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
+    decoder: Decoder | None = None,
 ) -> EmulationResult:
     """Emulate and simulate the first ``images`` images of every (point, policy) of ``scenario``
-    and write ``emulation.csv`` and ``points.csv`` to ``out_dir`` (atomically)."""
-    check_host()
-    preflight(scenario)
+    and write ``emulation.csv`` and ``points.csv`` to ``out_dir`` (atomically). ``decoder``
+    replaces the policy registry (tests pass hand-built traces through it)."""
     out_dir = Path(out_dir)
     points, jobs = plan_jobs(scenario, out_dir / "parts")
     jobs = [j for j in jobs if j.replication == 0]
@@ -110,6 +110,9 @@ def emulate_scenario(
         if j.variants:
             raise EmulationError(f"policies: '{j.label}' is adaptive; the emulator replays "
                                  "fixed policies")  # fmt: skip
+    check_host()
+    if decoder is None:
+        preflight(scenario)
     cache = TraceCache(cache_dir)
     rows = []
     for k, pt in enumerate(points):
@@ -117,7 +120,7 @@ def emulate_scenario(
         mine = [j for j in jobs if j.point.index == pt.index]
         blocks, sims = [], []
         for j in mine:
-            decode_task(j, str(cache_dir), None)
+            decode_task(j, str(cache_dir), decoder)
             traces = _first(TraceSet.load(cache.path(j.trace_key)), images)
             sims.append(_simulated(traces, sc, j.label, replication, seed))
             blocks.append({"think_ms": sc.workload.arrival.think_time_ms,
