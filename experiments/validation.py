@@ -41,6 +41,7 @@ from ciarsim.runner.run import plan_jobs  # noqa: E402
 from ciarsim.runner.trace_cache import TraceCache  # noqa: E402
 from ciarsim.scenario.loader import load_scenario  # noqa: E402
 from ciarsim.scenario.sweep import replication_seed  # noqa: E402
+from ciarsim.sim import tcp  # noqa: E402
 from ciarsim.sim.world import simulate  # noqa: E402
 from ciarsim.trace import TraceSet  # noqa: E402
 
@@ -49,8 +50,12 @@ RTTS, UPLINKS, DOWNLINK = (10, 40, 80, 150), (1, 5, 20), 20
 TRACES = ("TMobile-LTE-short", "Verizon-LTE-short")
 IMPAIRED = {"jitter_ms": 5.0, "loss_rate": 0.01}
 CACHE = ROOT / ".cache" / "ciarsim" / "traces"
-# the link model before this validation (ciarsim's defaults until then); "after" = today's defaults
-BEFORE = ["network.packet_header_bytes=40", "network.tcp=none"]
+# the link model before this validation (ciarsim's defaults until then); "after" = today's
+# defaults (every loss waits Linux's RTO); "after-rack" = today's with the candidate loss rule
+# that the fit half did not pick (ciarsim.sim.tcp.rack_wait_ms)
+MODELS = {"before": ["network.packet_header_bytes=40", "network.tcp=none"], "after": [],
+          "after-rack": []}
+NOISE_REPS = 10  # simulator replications per point for its own sampling band of a 3-image median
 
 
 def grid(mahimahi: Path | None) -> list[tuple[str, list[str], int]]:
@@ -123,23 +128,50 @@ def resimulate(points, out: Path, images: int) -> pd.DataFrame:
         if not path.exists():
             continue
         emu = pd.read_csv(path)
-        for model, extra in (("before", BEFORE), ("after", [])):
+        for model, extra in MODELS.items():
             sc = load_scenario(BASE, [*over, *extra])
             _, jobs = plan_jobs(sc, out / "parts")
             for j in (j for j in jobs if j.replication == 0):
                 tr = TraceSet.load(TraceCache(CACHE).path(j.trace_key))
                 tr = TraceSet.from_images([tr.image(i) for i in range(min(images, len(tr)))], tr.meta)
                 psc = j.point.scenario
-                rec = simulate(tr, workload=psc.workload, models=psc.models, network=psc.network,
-                               seed=replication_seed(psc.seed, 0), replication=0, policy=j.label,
-                               record_segments=False)  # fmt: skip
+                with _loss_rule(model):
+                    rec = _sim(tr, psc, j.label, 0)
+                band = (np.nan, np.nan)
+                if model == "after" and psc.network.loss_rate + psc.network.jitter_ms > 0:
+                    meds = [_sim(tr, psc, j.label, r).images["latency_ms"].median()
+                            for r in range(1, NOISE_REPS + 1)]  # fmt: skip
+                    band = tuple(np.quantile(meds, [0.05, 0.95]))
                 e = emu[emu["policy"] == j.label]
                 for (_, er), sim in zip(e.iterrows(), rec.images["latency_ms"].tolist()):
                     rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
                                  "policy": j.label, "image": er["image"], "sim_latency_ms": sim,
                                  "emu_latency_ms": er["emu_latency_ms"],
-                                 "testbed_rtt_ms": er["testbed_rtt_ms"]})  # fmt: skip
+                                 "testbed_rtt_ms": er["testbed_rtt_ms"],
+                                 "sim_band_lo_ms": band[0], "sim_band_hi_ms": band[1]})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _sim(tr, sc, label: str, rep: int):
+    return simulate(tr, workload=sc.workload, models=sc.models, network=sc.network,
+                    seed=replication_seed(sc.seed, rep), replication=rep, policy=label,
+                    record_segments=False)  # fmt: skip
+
+
+class _loss_rule:
+    """For ``after-rack``: the candidate loss rule (``tcp.rack_wait_ms``) in place of the RTO."""
+
+    def __init__(self, model: str):
+        self.on = model == "after-rack"
+
+    def __enter__(self) -> None:
+        if self.on:
+            self.saved = tcp.loss_wait_ms
+            tcp.loss_wait_ms = tcp.rack_wait_ms
+
+    def __exit__(self, *exc) -> None:
+        if self.on:
+            tcp.loss_wait_ms = self.saved
 
 
 def summarise(per_point: pd.DataFrame) -> pd.DataFrame:
@@ -212,8 +244,11 @@ def table(pp: pd.DataFrame) -> str:
 def analyse(points, out: Path, images: int) -> None:
     per_image = resimulate(points, out, images)
     keys = ["model", "point", "half", "policy"]
-    pp = compare(per_image.drop(columns=["testbed_rtt_ms"]))
-    pp = pp.merge(per_image.groupby(keys)["testbed_rtt_ms"].first().reset_index(), on=keys)
+    extra = ["testbed_rtt_ms", "sim_band_lo_ms", "sim_band_hi_ms"]
+    pp = compare(per_image.drop(columns=extra))
+    pp = pp.merge(per_image.groupby(keys)[extra].first().reset_index(), on=keys)
+    pp["emu_in_sim_band"] = (pp["emu_median_ms"] >= pp["sim_band_lo_ms"]) & \
+        (pp["emu_median_ms"] <= pp["sim_band_hi_ms"])
     summary = summarise(pp)
     store.write_table(per_image, out / "images.csv")
     store.write_table(pp, out / "points.csv")

@@ -159,8 +159,8 @@ class NetworkConfig(Frozen):
     lost with probability ``loss_rate``; a loss costs ``rto_ms`` and a resend.
     ``tcp``: ``linux`` (default) adds what kernel TCP does (``ciarsim.sim.tcp``, validated in
     docs/validation.md): the congestion window (initial 10 packets, slow start, restart after an
-    idle RTO) and loss recovery timed from the RTT (RTO = RTT + 200 ms, or ~2 RTT by SACK / tail
-    probe within a multi-packet message) instead of ``rto_ms``; ``none`` is the plain model.
+    idle RTO) and loss recovery timed from the RTT (Linux's RTO = RTT + 200 ms) instead of
+    ``rto_ms``; ``none`` is the plain model.
     ``packet_header_bytes`` defaults to 52: IPv4 (20) + TCP (20) + the timestamp option (12) that
     Linux sends on every segment.
 

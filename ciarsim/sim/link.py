@@ -16,11 +16,13 @@ again for the resends); each loss costs ``rto_ms`` of waiting plus re-serialisin
 packet. Then the message propagates for the one-way delay plus jitter; it never overtakes the
 previous message (arrival = max(previous arrival, computed)).
 
-With ``tcp="linux"`` (``ciarsim.sim.tcp``) the direction also keeps a congestion window: a message
-larger than it is sent in slow-start rounds a round trip apart (serialisation ends no earlier than
-``window_ms`` after it starts, at the capacity's mean rate), the window restarts after an idle RTO
-and grows as messages are acknowledged; and a loss waits ``loss_wait_ms`` (from the RTT,
-2 x one-way delay) instead of ``rto_ms``.
+With ``tcp="linux"`` (``ciarsim.sim.tcp``) the direction also keeps a congestion window
+(``tcp.Window``) over the messages in flight (each acknowledged one RTT = 2 x one-way delay after
+its last packet left): a message starts once the window has room for it, a message larger than
+the window is sent in slow-start rounds a round trip apart (serialisation ends no earlier than
+``window_ms`` after it starts, at the capacity's mean rate), the window restarts after an idle
+RTO, grows as messages are acknowledged and collapses after a loss; a loss waits
+``loss_wait_ms`` (Linux's RTO from the RTT) instead of ``rto_ms``.
 
 ``ideal`` links take no time at all: no serialisation, delay, jitter or loss (the paper's
 compute-only accounting). Units: ms, bytes.
@@ -127,7 +129,7 @@ class Link:
         self._stream = capacity if isinstance(capacity, OpportunityCapacity) else None
         self._frame = header_bytes + (capacity.frame_bytes if self._stream else 0)
         self.tcp = tcp == "linux" and capacity is not None
-        self.cwnd = tcp_model.INITIAL_WINDOW
+        self.window = tcp_model.Window(2.0 * one_way_ms)
         self._packet_ms = 8.0 * (mtu_bytes + self._frame - header_bytes) / _mean_bits_per_ms(capacity) \
             if self.tcp else 0.0
 
@@ -152,20 +154,23 @@ class Link:
             return TransferRecord(now, 0.0, 0.0, 0.0, 0.0, now, nbytes, 0, 0)
         n = -(-nbytes // (self.mtu - self.header))
         start = max(now, self.busy_until)
-        ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
         wait = self.rto_ms
-        if self.tcp:
+        if self.tcp:  # the congestion window may hold the message back (ciarsim.sim.tcp)
             rtt = 2.0 * self.one_way_ms
-            self.cwnd = tcp_model.restart_cwnd(self.cwnd, start - self.busy_until, rtt)
-            ser_end = max(ser_end, start + tcp_model.window_ms(n, self.cwnd, self._packet_ms, rtt))
-            self.cwnd = tcp_model.grown_cwnd(self.cwnd, n)
+            start, cwnd = self.window.start(start, n)
+            ser_end = self._send(start, start, 8.0 * (nbytes + n * self._frame))
+            ser_end = max(ser_end, start + tcp_model.window_ms(n, cwnd, self._packet_ms, rtt))
             wait = tcp_model.loss_wait_ms(n, rtt)
+        else:
+            ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
         lost = self._losses(n)
         end = ser_end
         if lost:
             resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self._frame)
             for _ in range(lost):
                 end = self._send(end + wait, end + wait, resend_bits)
+        if self.tcp:
+            self.window.sent(end, n, lost)
         self.busy_until = end
         prop = self.one_way_ms + self.jitter()
         arrival = end + prop

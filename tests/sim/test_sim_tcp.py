@@ -26,14 +26,25 @@ def test_idle_longer_than_the_rto_halves_the_window_per_rto_down_to_the_initial_
     assert tcp.restart_cwnd(80, 100 * rto, 40.0) == tcp.INITIAL_WINDOW
 
 
-def test_window_grows_only_when_it_was_used():
-    assert tcp.grown_cwnd(10, 2) == 10
-    assert tcp.grown_cwnd(10, 56) == 66
+def test_window_holds_a_message_until_the_flight_before_it_is_acknowledged():
+    w = tcp.Window(rtt_ms=40.0)
+    assert w.start(0.0, 8) == (0.0, 10)
+    w.sent(10.0, 8, lost=0)  # acknowledged at 50 ms
+    assert w.start(12.0, 4) == (50.0, 18)  # 2 free packets < 4: wait; slow start grew it by 8
 
 
-def test_loss_waits_the_rto_for_one_packet_and_two_round_trips_for_more():
+def test_a_loss_collapses_the_window():
+    w = tcp.Window(rtt_ms=40.0)
+    w.start(0.0, 2)
+    w.sent(300.0, 2, lost=1)
+    assert (w.cwnd, w.ssthresh) == (1.0, 7.0)
+    assert w.start(301.0, 2) == (340.0, 1)  # one packet at a time until acknowledgements return
+
+
+def test_loss_waits_linux_rto_from_the_rtt():
     assert tcp.loss_wait_ms(1, 40.0) == 240.0
-    assert tcp.loss_wait_ms(3, 40.0) == 80.0
+    assert tcp.loss_wait_ms(3, 40.0) == 240.0
+    assert tcp.rack_wait_ms(3, 40.0) == 80.0  # the candidate rule
 
 
 def test_link_charges_slow_start_then_not_once_the_window_has_grown():
