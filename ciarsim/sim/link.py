@@ -22,7 +22,8 @@ its last packet left): a message starts once the window has room for it, a messa
 the window is sent in slow-start rounds a round trip apart (serialisation ends no earlier than
 ``window_ms`` after it starts, at the capacity's mean rate), the window restarts after an idle
 RTO, grows as messages are acknowledged and collapses after a loss; a loss waits
-``loss_wait_ms`` (Linux's RTO from the RTT) instead of ``rto_ms``.
+``loss_wait_ms`` (Linux's RTO from the RTT) instead of ``rto_ms``; and jitter is drawn per packet
+(FIFO: the message arrives with its latest packet) rather than once per message.
 
 ``ideal`` links take no time at all: no serialisation, delay, jitter or loss (the paper's
 compute-only accounting). Units: ms, bytes.
@@ -172,7 +173,7 @@ class Link:
         if self.tcp:
             self.window.sent(end, n, lost)
         self.busy_until = end
-        prop = self.one_way_ms + self.jitter()
+        prop = self.one_way_ms + (self._packet_jitter(n) if self.tcp else self.jitter())
         arrival = end + prop
         if arrival < self.last_arrival:  # hold: never overtake the previous message
             prop += self.last_arrival - arrival
@@ -181,6 +182,17 @@ class Link:
         return TransferRecord(
             now, start - now, ser_end - start, end - ser_end, prop, arrival, nbytes, n, lost
         )
+
+    def _packet_jitter(self, packets: int) -> float:
+        """Jitter per packet, FIFO (as netem and the emulator's relay apply it): the last
+        packet arrives at the latest of each packet's departure plus its own draw (ms after the
+        last one's departure; packets ``_packet_ms`` apart)."""
+        worst = self.jitter()
+        for k in range(1, packets):
+            if self.jitter.mean == 0.0:
+                break
+            worst = max(worst, self.jitter() - k * self._packet_ms)
+        return worst
 
     def _send(self, now: float, start: float, bits: float) -> float:
         """End of sending ``bits`` handed over at ``now``, the direction free from ``start`` (ms).
