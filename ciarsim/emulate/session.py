@@ -16,9 +16,11 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -80,6 +82,23 @@ def _expect(proc: subprocess.Popen, word: str, what: str, log: Path) -> None:
         raise EmulationError(f"the emulator's {what} did not start: {_tail(log)}")
 
 
+@contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """In the main thread, SIGTERM raises KeyboardInterrupt, so the cleanup runs as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupt(*_):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 class _Namespaces:
     """The two namespaces of a session; removed on exit."""
 
@@ -136,6 +155,7 @@ def shaped_link(relay: dict, workdir: Path, realtime: bool = True) -> Iterator["
     check_host()
     tag = secrets.token_hex(4)
     with ExitStack() as stack:
+        stack.enter_context(_term_as_interrupt())
         ns = stack.enter_context(_Namespaces(tag))
         tun_dev, tun_cloud = f"ce{tag}d", f"ce{tag}c"
         spec = {**relay, "tun_device": tun_dev, "tun_cloud": tun_cloud,
