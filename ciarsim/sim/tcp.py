@@ -81,8 +81,9 @@ class Window:
     """One sender's congestion window across the messages of a connection direction (ms,
     packets): messages in flight until acknowledged one RTT after their last packet left; slow
     start below ``ssthresh``, congestion avoidance (+1 packet per window) above it; restart after
-    an idle RTO; after a loss (recovered by the RTO) ``ssthresh = 0.7 cwnd`` and ``cwnd = 1``
-    (Linux ``tcp_enter_loss``, CUBIC's beta)."""
+    an idle RTO; after a loss (recovered by the RTO) ``cwnd = 1`` (Linux ``tcp_enter_loss``)
+    and ``ssthresh = 0.7 cwnd`` (CUBIC's beta; BBR, the validation kernel's default, keeps slow
+    start instead)."""
 
     def __init__(self, rtt_ms: float):
         self.rtt = rtt_ms
