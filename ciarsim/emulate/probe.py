@@ -25,18 +25,19 @@ def echo(host: str, port: int, n: int) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((host, port))
     print("ready", flush=True)
-    sock.settimeout(20.0)
+    sock.settimeout(20.0)  # for the first probe; then 1 s of silence ends the flow (losses)
     try:
         for _ in range(n):
             data, peer = sock.recvfrom(2048)
             sock.sendto(data, peer)
+            sock.settimeout(1.0)
     except socket.timeout:
         pass
 
 
 def ping(host: str, port: int, n: int) -> list[float]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(1.0)
+    sock.settimeout(0.5)  # a probe not back by then counts as lost
     out = []
     for i in range(n):
         t = time.monotonic()
