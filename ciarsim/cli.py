@@ -459,6 +459,28 @@ def thresholds(
     sys.stdout.write(dump_yaml({"zip": [group]}))
 
 
+@app.command()
+@_friendly
+def emulate(
+    scenario: Path = typer.Argument(..., help="Scenario YAML file."),
+    out_dir: Path = typer.Option(Path("reports/emulate"), "--out", help="Output folder."),
+    set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value (repeatable)."),
+    images: int = typer.Option(4, min=1, help="Images per (point, policy): the first N of the workload."),
+    cache_dir: Path = typer.Option(Path(".cache/ciarsim/traces"), help="Decode-trace cache folder."),
+) -> None:
+    """Replay SCENARIO over real kernel TCP through a shaped packet relay (two network
+    namespaces; needs root or CAP_NET_ADMIN) and compare per-image latency with the simulator."""
+    from ciarsim.emulate import emulate_scenario  # noqa: PLC0415
+
+    sc = _load(scenario, set_)
+    _writable_folder(out_dir, "--out")
+    result = emulate_scenario(sc, out_dir, images=images, cache_dir=cache_dir,
+                              progress=lambda d, n, what: err.print(f"emulated {d}/{n}: {what}"))  # fmt: skip
+    cols = ["policy", "sim_median_ms", "emu_median_ms", "rel_error_median", "rel_error_p95"]
+    out.print(result.points[["point", *cols]].to_string(index=False, float_format="%.3f"))
+    out.print(f"wrote {out_dir}/emulation.csv ({len(result.images)} image rows), points.csv")
+
+
 def main() -> None:  # pragma: no cover - the entry point; tests/test_cli_interrupt.py runs it
     """The ``ciarsim`` command. After an interrupt the process ends at once with exit 130: no
     wait on a process-pool thread at interpreter exit, and no death by SIGINT instead of 130

@@ -40,3 +40,10 @@ class MissingComponentError(CiarsimError):
     """A part of the pipeline the run needs is not built yet; the message says how to build it."""
 
     exit_code = 4
+
+
+class EmulationError(CiarsimError):
+    """The emulator cannot run here (no root / CAP_NET_ADMIN, no /dev/net/tun, no ``ip``) or one
+    of its processes failed (exit code 4, like another missing part)."""
+
+    exit_code = 4

@@ -169,7 +169,8 @@ FIELD_HELP = {
     "NetworkConfig.loss_rate": "Probability that one MTU packet is lost, [0, 1).",
     "NetworkConfig.rto_ms": "Time a lost packet costs before its resend, ms.",
     "NetworkConfig.mtu_bytes": "Packet size on the wire, bytes.",
-    "NetworkConfig.packet_header_bytes": "Header bytes per packet (IP + TCP: 40).",
+    "NetworkConfig.packet_header_bytes": "Header bytes per packet (IPv4 + TCP + timestamps: 52).",
+    "NetworkConfig.tcp": "Kernel-TCP terms of the link: linux (congestion window, RTO from the RTT, per-packet jitter) or none.",
     "NetworkConfig.message_header_bytes": "Header bytes per application message.",
     "NetworkConfig.radio": "The phone's radio technology for energy (lte, nr, wifi, umts, none; ciarsim/data/radio.json); auto: none on an ideal network, else lte.",
     # policies

@@ -157,6 +157,12 @@ class NetworkConfig(Frozen):
     One-way delay = (``rtt_ms`` + ``backhaul_rtt_ms``) / 2 per message plus jitter drawn from
     ``jitter_dist`` with mean ``jitter_ms`` (messages never overtake each other). Each MTU packet is
     lost with probability ``loss_rate``; a loss costs ``rto_ms`` and a resend.
+    ``tcp``: ``linux`` (default) adds what kernel TCP does (``ciarsim.sim.tcp``, validated in
+    docs/validation.md): the congestion window (initial 10 packets, slow start, restart after an
+    idle RTO) and loss recovery timed from the RTT (Linux's RTO = RTT + 200 ms) instead of
+    ``rto_ms``; ``none`` is the plain model.
+    ``packet_header_bytes`` defaults to 52: IPv4 (20) + TCP (20) + the timestamp option (12) that
+    Linux sends on every segment.
 
     Ranges (a value outside is an error): capacities 0.001-100,000 Mbit/s (1 kbit/s-100 Gbit/s);
     ``rtt_ms``, ``backhaul_rtt_ms``, ``jitter_ms`` and ``rto_ms`` under 60,000 ms; ``loss_rate``
@@ -182,7 +188,8 @@ class NetworkConfig(Frozen):
     loss_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0
     rto_ms: Annotated[float, Field(gt=0, lt=60_000)] = 200.0
     mtu_bytes: Annotated[int, Field(ge=64, le=65_535)] = 1500
-    packet_header_bytes: Annotated[int, Field(ge=0, le=1024)] = 40
+    packet_header_bytes: Annotated[int, Field(ge=0, le=1024)] = 52
+    tcp: Literal["none", "linux"] = "linux"
     message_header_bytes: Annotated[int, Field(ge=0, le=1_000_000)] = 64
     radio: Literal["auto", "lte", "nr", "wifi", "umts", "none"] = "auto"
 

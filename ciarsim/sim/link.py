@@ -16,6 +16,15 @@ again for the resends); each loss costs ``rto_ms`` of waiting plus re-serialisin
 packet. Then the message propagates for the one-way delay plus jitter; it never overtakes the
 previous message (arrival = max(previous arrival, computed)).
 
+With ``tcp="linux"`` (``ciarsim.sim.tcp``) the direction also keeps a congestion window
+(``tcp.Window``) over the messages in flight (each acknowledged one RTT = 2 x one-way delay after
+its last packet left): a message starts once the window has room for it, a message larger than
+the window is sent in slow-start rounds a round trip apart (serialisation ends no earlier than
+``window_ms`` after it starts, at the capacity's mean rate), the window restarts after an idle
+RTO, grows as messages are acknowledged and collapses after a loss; a loss waits
+``loss_wait_ms`` (Linux's RTO from the RTT) instead of ``rto_ms``; and jitter is drawn per packet
+(FIFO: the message arrives with its latest packet) rather than once per message.
+
 ``ideal`` links take no time at all: no serialisation, delay, jitter or loss (the paper's
 compute-only accounting). Units: ms, bytes.
 """
@@ -30,7 +39,8 @@ from typing import Generator
 import numpy as np
 
 from ciarsim.scenario.schema import NetworkConfig
-from ciarsim.sim.capacity import OpportunityCapacity
+from ciarsim.sim import tcp as tcp_model
+from ciarsim.sim.capacity import ConstantCapacity, OpportunityCapacity, RandomCapacity
 
 _JITTER_CHUNK = 512
 
@@ -108,6 +118,7 @@ class Link:
         header_bytes: int = 40,
         jitter_rng: np.random.Generator | None = None,
         loss_rng: np.random.Generator | None = None,
+        tcp: str = "none",
     ):
         self.capacity = capacity
         self.one_way_ms, self.loss_rate, self.rto_ms = one_way_ms, loss_rate, rto_ms
@@ -118,6 +129,10 @@ class Link:
         self.last_arrival = 0.0
         self._stream = capacity if isinstance(capacity, OpportunityCapacity) else None
         self._frame = header_bytes + (capacity.frame_bytes if self._stream else 0)
+        self.tcp = tcp == "linux" and capacity is not None
+        self.window = tcp_model.Window(2.0 * one_way_ms)
+        self._packet_ms = 8.0 * (mtu_bytes + self._frame - header_bytes) / _mean_bits_per_ms(capacity) \
+            if self.tcp else 0.0
 
     @classmethod
     def from_config(cls, net: NetworkConfig, capacity, jitter_rng, loss_rng) -> "Link":
@@ -126,7 +141,7 @@ class Link:
             capacity, one_way_ms=net.one_way_ms, jitter_ms=net.jitter_ms,
             jitter_dist=net.jitter_dist, loss_rate=net.loss_rate, rto_ms=net.rto_ms,
             mtu_bytes=net.mtu_bytes, header_bytes=net.packet_header_bytes,
-            jitter_rng=jitter_rng, loss_rng=loss_rng,
+            jitter_rng=jitter_rng, loss_rng=loss_rng, tcp=net.tcp,
         )  # fmt: skip
 
     @property
@@ -140,15 +155,25 @@ class Link:
             return TransferRecord(now, 0.0, 0.0, 0.0, 0.0, now, nbytes, 0, 0)
         n = -(-nbytes // (self.mtu - self.header))
         start = max(now, self.busy_until)
-        ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
+        wait = self.rto_ms
+        if self.tcp:  # the congestion window may hold the message back (ciarsim.sim.tcp)
+            rtt = 2.0 * self.one_way_ms
+            start, cwnd = self.window.start(start, n)
+            ser_end = self._send(start, start, 8.0 * (nbytes + n * self._frame))
+            ser_end = max(ser_end, start + tcp_model.window_ms(n, cwnd, self._packet_ms, rtt))
+            wait = tcp_model.loss_wait_ms(n, rtt)
+        else:
+            ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
         lost = self._losses(n)
         end = ser_end
         if lost:
             resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self._frame)
             for _ in range(lost):
-                end = self._send(end + self.rto_ms, end + self.rto_ms, resend_bits)
+                end = self._send(end + wait, end + wait, resend_bits)
+        if self.tcp:
+            self.window.sent(end, n, lost)
         self.busy_until = end
-        prop = self.one_way_ms + self.jitter()
+        prop = self.one_way_ms + (self._packet_jitter(n) if self.tcp else self.jitter())
         arrival = end + prop
         if arrival < self.last_arrival:  # hold: never overtake the previous message
             prop += self.last_arrival - arrival
@@ -157,6 +182,17 @@ class Link:
         return TransferRecord(
             now, start - now, ser_end - start, end - ser_end, prop, arrival, nbytes, n, lost
         )
+
+    def _packet_jitter(self, packets: int) -> float:
+        """Jitter per packet, FIFO (as netem and the emulator's relay apply it): the last
+        packet arrives at the latest of each packet's departure plus its own draw (ms after the
+        last one's departure; packets ``_packet_ms`` apart)."""
+        worst = self.jitter()
+        for k in range(1, packets):
+            if self.jitter.mean == 0.0:
+                break
+            worst = max(worst, self.jitter() - k * self._packet_ms)
+        return worst
 
     def _send(self, now: float, start: float, bits: float) -> float:
         """End of sending ``bits`` handed over at ``now``, the direction free from ``start`` (ms).
@@ -183,3 +219,14 @@ class Link:
         if rec.arrival_ms > env.now:
             yield env.timeout(rec.arrival_ms - env.now)
         return rec
+
+
+def _mean_bits_per_ms(capacity) -> float:
+    """A capacity model's mean rate (bits/ms): what the window rounds are timed with."""
+    if isinstance(capacity, ConstantCapacity):
+        return capacity.mbps * 1000.0
+    if isinstance(capacity, OpportunityCapacity):
+        return capacity.trace.mean_mbps * 1000.0
+    if isinstance(capacity, RandomCapacity):
+        return math.exp(capacity.mu + capacity.sigma**2 / 2.0)
+    return capacity.table.mean_mbps * 1000.0  # TraceCapacity

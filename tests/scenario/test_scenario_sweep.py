@@ -64,7 +64,7 @@ def test_keys_are_pinned():
     assert expand(parse_scenario(BASE))[0].key == PINNED_BASE_KEY
 
 
-PINNED_BASE_KEY = "13b9884ba023eb94"  # network.radio and models.cloud.usd_per_gpu_hour added
+PINNED_BASE_KEY = "b10fd21fe545e7be"  # network.tcp added, packet_header_bytes default 52
 
 
 def test_keys_ignore_presentation_and_replications():

@@ -80,7 +80,8 @@ def _hand_pair() -> TraceSet:
 
 
 def _closed_loop(think_ms: float, network=None):
-    net = network or NetworkConfig(capacity="constant", uplink_mbps=8, downlink_mbps=8, rtt_ms=20)
+    net = network or NetworkConfig(capacity="constant", uplink_mbps=8, downlink_mbps=8, rtt_ms=20,
+                                   packet_header_bytes=40, tcp="none")  # the plain link model
     work = WorkloadConfig(images=2, token_grid=2, arrival=ArrivalConfig(devices=1, think_time_ms=think_ms))
     return simulate(_hand_pair(), workload=work, models=MODELS, network=net, seed=0,
                     replication=0, policy="p")  # fmt: skip

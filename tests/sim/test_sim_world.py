@@ -32,7 +32,9 @@ EASY_DEVICE = DeviceConfig(
 EASY_MODELS = ModelsConfig(cloud=CloudConfig(runtime="eager", text_tokens=128, cfg_rows=1),
                            device=EASY_DEVICE)
 W = 124518400  # weight bytes streamed per device step
-NET_8MBPS = NetworkConfig(capacity="constant", uplink_mbps=8, downlink_mbps=8, rtt_ms=20)
+# the plain link model (40-byte IP + TCP headers, no congestion window): hand-computable
+NET_8MBPS = NetworkConfig(capacity="constant", uplink_mbps=8, downlink_mbps=8, rtt_ms=20,
+                          packet_header_bytes=40, tcp="none")
 
 
 def _hand_trace() -> TraceSet:

@@ -1,0 +1,372 @@
+"""Validate the simulator's timing against a real TCP stack: ``reports/validation/``.
+
+    sudo python experiments/validation.py --mahimahi PATH/TO/mahimahi/traces [--images 3] [--parallel 4]
+    python experiments/validation.py --mahimahi ... --analyse-only   # re-simulate + redraw from saved runs
+    python experiments/validation.py --redraw                        # tables, figures, page only
+
+Grid (docs/validation.md): RTT 10/40/80/150 ms x uplink 1/5/20 Mbps (downlink 20 Mbps) x {clean,
+exponential jitter of mean 5 ms per one-way packet + 1% loss} x {constant link, the Mahimahi
+TMobile-LTE-short and Verizon-LTE-short traces rescaled to the uplink / downlink mean}
+(https://github.com/ravinet/mahimahi/tree/master/traces; trace points are skipped when
+``--mahimahi`` is not given or lacks them) x the policies of ``experiments/validation.yaml``.
+Each network point is one ``ciarsim emulate`` session (``ciarsim.emulate.emulate_scenario``) over
+the first ``--images`` test images; points already in ``<out>/points/`` are reused (``--force``
+redoes them). The analysis re-simulates every point with the simulator's link model as it was
+before this validation (``before``: 40-byte headers, no TCP window) and as it is now (``after``),
+writes ``points.csv``, ``summary.csv`` (median and p95 over points of the absolute relative error
+of the per-point median and p95 latency, overall, per policy, per grid half), ``table.md`` and
+the figures, and records the machine load sampled during the emulation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ciarsim.emulate.api import compare, emulate_scenario  # noqa: E402
+from ciarsim.runner import store  # noqa: E402
+from ciarsim.runner.run import plan_jobs  # noqa: E402
+from ciarsim.runner.trace_cache import TraceCache  # noqa: E402
+from ciarsim.scenario.loader import load_scenario  # noqa: E402
+from ciarsim.scenario.sweep import replication_seed  # noqa: E402
+from ciarsim.sim import tcp  # noqa: E402
+from ciarsim.sim.world import simulate  # noqa: E402
+from ciarsim.trace import TraceSet  # noqa: E402
+
+BASE = ROOT / "experiments" / "validation.yaml"
+RTTS, UPLINKS, DOWNLINK = (10, 40, 80, 150), (1, 5, 20), 20
+TRACES = ("TMobile-LTE-short", "Verizon-LTE-short")
+IMPAIRED = {"jitter_ms": 5.0, "loss_rate": 0.01}
+CACHE = ROOT / ".cache" / "ciarsim" / "traces"
+# the link model before this validation (ciarsim's defaults until then); "after" = today's
+# defaults (every loss waits Linux's RTO); "after-rack" = today's with the candidate loss rule
+# that the fit half did not pick (ciarsim.sim.tcp.rack_wait_ms)
+MODELS = {"before": ["network.packet_header_bytes=40", "network.tcp=none"], "after": [],
+          "after-rack": []}
+NOISE_REPS = 5  # simulator replications per point for its own sampling band of a 3-image median
+
+
+def grid(mahimahi: Path | None) -> list[tuple[str, list[str], int]]:
+    """(key, overrides, fit half 0/1) of every network point that can run here."""
+    caps = [("const", [])]
+    for t in TRACES:
+        if mahimahi is not None and (mahimahi / f"{t}.up").exists() and (mahimahi / f"{t}.down").exists():
+            caps.append((t, ["network.capacity=trace", "network.trace_format=mahimahi",
+                             f"network.uplink_trace={mahimahi / t}.up",
+                             f"network.downlink_trace={mahimahi / t}.down"]))  # fmt: skip
+    out = []
+    for cap, cap_over in caps:
+        for imp in ("clean", "impaired"):
+            for r in RTTS:
+                for u in UPLINKS:
+                    over = [f"network.rtt_ms={r}", f"network.uplink_mbps={u}",
+                            f"network.downlink_mbps={DOWNLINK}", *cap_over]  # fmt: skip
+                    if imp == "impaired":
+                        over += [f"network.{k}={v}" for k, v in IMPAIRED.items()]
+                    half = (RTTS.index(r) + UPLINKS.index(u)) % 2  # a checkerboard over RTT x uplink
+                    out.append((f"rtt{r}-up{u}-{cap}-{imp}", over, half))
+    return out
+
+
+def _load_sampler(path: Path, stop: threading.Event) -> threading.Thread:
+    def sample() -> None:
+        rows = []
+        t0 = time.monotonic()
+        while not stop.wait(10.0):
+            rows.append({"t_s": round(time.monotonic() - t0, 1), "loadavg_1min": os.getloadavg()[0]})
+        store.write_table(pd.DataFrame(rows), path)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    return th
+
+
+def emulate_grid(points, out: Path, images: int, parallel: int, force: bool) -> None:
+    todo = [p for p in points if force or not (out / "points" / p[0] / "emulation.csv").exists()]
+    # an order that spreads the grid (an interrupted run leaves a balanced subset)
+    todo.sort(key=lambda p: hashlib.sha256(p[0].encode()).hexdigest())
+    print(f"{len(points)} points, {len(todo)} to emulate ({images} images each, {parallel} at once)")
+    if not todo:
+        return
+    stop = threading.Event()
+    sampler = _load_sampler(out / "load.csv", stop)
+    started = time.monotonic()
+
+    def one(p) -> None:
+        key, over, _ = p
+        sc = load_scenario(BASE, over)
+        t = time.monotonic()
+        emulate_scenario(sc, out / "points" / key, images=images, cache_dir=CACHE)
+        print(f"  {key}: {time.monotonic() - t:.0f} s", flush=True)
+
+    one(todo[0])  # decodes any missing trace once, before the parallel sessions
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(one, todo[1:]))
+    stop.set()
+    sampler.join()
+    meta = {"images": images, "parallel": parallel, "points": len(todo),
+            "wall_s": round(time.monotonic() - started), "cpus": os.cpu_count()}  # fmt: skip
+    store.write_text(out / "run.json", json.dumps(meta, indent=1) + "\n")
+
+
+def resimulate(points, out: Path, images: int) -> pd.DataFrame:
+    """Per image: the emulated latency and the simulated one under each link model."""
+    rows = []
+    for key, over, half in points:
+        path = out / "points" / key / "emulation.csv"
+        if not path.exists():
+            continue
+        emu = pd.read_csv(path)
+        for model, extra in MODELS.items():
+            sc = load_scenario(BASE, [*over, *extra])
+            _, jobs = plan_jobs(sc, out / "parts")
+            for j in (j for j in jobs if j.replication == 0):
+                tr = TraceSet.load(TraceCache(CACHE).path(j.trace_key))
+                tr = TraceSet.from_images([tr.image(i) for i in range(min(images, len(tr)))], tr.meta)
+                psc = j.point.scenario
+                with _loss_rule(model):
+                    rec = _sim(tr, psc, j.label, 0)
+                band = (np.nan, np.nan)
+                if model == "after" and psc.network.loss_rate + psc.network.jitter_ms > 0:
+                    meds = [_sim(tr, psc, j.label, r).images["latency_ms"].median()
+                            for r in range(1, NOISE_REPS + 1)]  # fmt: skip
+                    band = tuple(np.quantile(meds, [0.05, 0.95]))
+                e = emu[emu["policy"] == j.label]
+                for (_, er), sim in zip(e.iterrows(), rec.images["latency_ms"].tolist()):
+                    rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
+                                 "policy": j.label, "image": er["image"], "sim_latency_ms": sim,
+                                 "emu_latency_ms": er["emu_latency_ms"],
+                                 "testbed_rtt_ms": er["testbed_rtt_ms"],
+                                 "sim_band_lo_ms": band[0], "sim_band_hi_ms": band[1]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _sim(tr, sc, label: str, rep: int):
+    return simulate(tr, workload=sc.workload, models=sc.models, network=sc.network,
+                    seed=replication_seed(sc.seed, rep), replication=rep, policy=label,
+                    record_segments=False)  # fmt: skip
+
+
+class _loss_rule:
+    """For ``after-rack``: the candidate loss rule (``tcp.rack_wait_ms``) in place of the RTO."""
+
+    def __init__(self, model: str):
+        self.on = model == "after-rack"
+
+    def __enter__(self) -> None:
+        if self.on:
+            self.saved = tcp.loss_wait_ms
+            tcp.loss_wait_ms = tcp.rack_wait_ms
+
+    def __exit__(self, *exc) -> None:
+        if self.on:
+            tcp.loss_wait_ms = self.saved
+
+
+def summarise(per_point: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for model, m in per_point.groupby("model", sort=False):
+        groups = [("all", "all", m)] + [("all", h, d) for h, d in m.groupby("half")]
+        groups += [(p, "all", d) for p, d in m.groupby("policy", sort=False)]
+        for policy, half, d in groups:
+            a, b = d["rel_error_median"].abs(), d["rel_error_p95"].abs()
+            rows.append({"model": model, "policy": policy, "half": half, "points": len(d),
+                         "median_abs_rel_error": a.median(), "p95_abs_rel_error": a.quantile(0.95),
+                         "median_abs_rel_error_of_p95": b.median(),
+                         "p95_abs_rel_error_of_p95": b.quantile(0.95)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def figures(pp: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    after = pp[pp["model"] == "after"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, (col_s, col_e, what) in zip(axes, [("sim_median_ms", "emu_median_ms", "median"),
+                                               ("sim_p95_ms", "emu_p95_ms", "p95")]):
+        for pol, d in after.groupby("policy", sort=False):
+            ax.scatter(d[col_e] / 1000, d[col_s] / 1000, s=12, label=pol, alpha=0.75)
+        lo, hi = after[[col_s, col_e]].min().min() / 1000 * 0.8, after[[col_s, col_e]].max().max() / 1000 * 1.2
+        ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="y = x")
+        ax.set(xscale="log", yscale="log", xlabel=f"emulated {what} latency per image (s)",
+               ylabel=f"simulated {what} latency per image (s)",
+               title=f"{what} per point and policy")  # fmt: skip
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "sim_vs_emu.png", dpi=130)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    for model, mk in (("before", "x"), ("after", "o")):
+        d = pp[pp["model"] == model].reset_index(drop=True)
+        ax.scatter(np.arange(len(d)), 100 * d["rel_error_median"], s=10, marker=mk, label=model,
+                   alpha=0.7)  # fmt: skip
+    ax.axhspan(-5, 5, color="green", alpha=0.1, label="±5% target")
+    d = pp[pp["model"] == "after"].reset_index(drop=True)
+    group = d["point"].str.split("-").str[2:].str.join(" ")  # capacity + impairment
+    starts = [i for i in range(len(d)) if i == 0 or group[i] != group[i - 1]]
+    for i in starts:
+        ax.axvline(i - 0.5, color="grey", lw=0.8)
+        ax.text(i + 1, 0.98, group[i].replace("-LTE-short", ""), transform=ax.get_xaxis_transform(),
+                fontsize=7, va="top", rotation=90)  # fmt: skip
+    ax.set(xlabel="grid point x policy (grouped by link and impairment; within a group by RTT, "
+                  "then uplink rate)",
+           ylabel="relative error of the median (%)\n(sim - emu) / emu",
+           title="Simulator error against the emulator, per point")  # fmt: skip
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "error_by_point.png", dpi=130)
+    plt.close(fig)
+
+
+def table(pp: pd.DataFrame) -> str:
+    """Vidur-style: per policy and link kind, the error of the median and p95 latency."""
+    a = pp[pp["model"] == "after"].copy()
+    a["link"] = a["point"].str.split("-").str[2:-1].str.join("-")
+    a["impairment"] = a["point"].str.split("-").str[-1]
+    lines = ["| policy | link | impairment | points | median latency (emu, s) | P50 error (%) | "
+             "P95 error (%) |", "|---|---|---|---|---|---|---|"]
+    for (pol, link, imp), d in a.groupby(["policy", "link", "impairment"], sort=False):
+        lines.append(f"| {pol} | {link} | {imp} | {len(d)} | {d['emu_median_ms'].median() / 1000:.2f} | "
+                     f"{100 * d['rel_error_median'].abs().median():.1f} | "
+                     f"{100 * d['rel_error_p95'].abs().median():.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def redraw(out: Path, images: int) -> None:
+    """Tables, figures and the page from the saved ``points.csv`` / ``summary.csv``."""
+    pp, summary = pd.read_csv(out / "points.csv"), pd.read_csv(out / "summary.csv")
+    store.write_text(out / "table.md", table(pp))
+    figures(pp, out)
+    store.write_text(out / "validation.md", page(pp, summary, out, images))
+
+
+def analyse(points, out: Path, images: int) -> None:
+    per_image = resimulate(points, out, images)
+    keys = ["model", "point", "half", "policy"]
+    extra = ["testbed_rtt_ms", "sim_band_lo_ms", "sim_band_hi_ms"]
+    pp = compare(per_image.drop(columns=extra))
+    pp = pp.merge(per_image.groupby(keys)[extra].first().reset_index(), on=keys)
+    pp["emu_in_sim_band"] = (pp["emu_median_ms"] >= pp["sim_band_lo_ms"]) & \
+        (pp["emu_median_ms"] <= pp["sim_band_hi_ms"])
+    summary = summarise(pp)
+    store.write_table(per_image, out / "images.csv")
+    store.write_table(pp, out / "points.csv")
+    store.write_table(summary, out / "summary.csv")
+    store.write_text(out / "table.md", table(pp))
+    figures(pp, out)
+    store.write_text(out / "validation.md", page(pp, summary, out, images))
+    print(summary.to_string(index=False))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path, images: int) -> str:
+    """The results page: headline errors before / after, by half, by policy, by condition."""
+    run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    load = pd.read_csv(out / "load.csv") if (out / "load.csv").exists() else pd.DataFrame()
+    a = pp[pp["model"] == "after"].copy()
+    a["impaired"] = a["point"].str.endswith("impaired")
+    a["rtt"] = a["point"].str.extract(r"rtt(\d+)")[0].astype(int)
+    get = lambda m, pol="all", half="all": summary[(summary.model == m) & (summary.policy == pol)  # noqa: E731
+                                                  & (summary.half == half)].iloc[0]  # fmt: skip
+    lines = [
+        "# Simulator vs real kernel TCP: validation results",
+        "",
+        "Made by `sudo python experiments/validation.py --mahimahi PATH/TO/mahimahi/traces` "
+        "(docs/validation.md). Mahimahi traces: https://github.com/ravinet/mahimahi/tree/master/traces "
+        "(TMobile-LTE-short, Verizon-LTE-short, rescaled to the grid's rates).",
+        "",
+        f"- {a['point'].nunique()} network points x {a['policy'].nunique()} policies = {len(a)} "
+        f"comparisons; {images} test images per (point, policy), the simulator on the same images "
+        "in the same order (replication 0).",
+    ]
+    if run:
+        lines.append(f"- emulation wall time {run['wall_s'] / 60:.0f} min for {run['points']} points, "
+                     f"{run['parallel']} sessions at once, on a {run['cpus']}-vCPU VM shared with other "
+                     "jobs; emulator processes at nice -5 and SCHED_FIFO.")  # fmt: skip
+    if len(load):
+        lines.append(f"- machine load (1-min load average, sampled every 10 s during the emulation): "
+                     f"median {load['loadavg_1min'].median():.1f}, max {load['loadavg_1min'].max():.1f} "
+                     f"on {run.get('cpus', 2)} vCPUs.")  # fmt: skip
+    lines.append(f"- testbed round-trip overhead calibrated away per session (median "
+                 f"{a['testbed_rtt_ms'].median():.1f} ms, range {a['testbed_rtt_ms'].min():.1f}-"
+                 f"{a['testbed_rtt_ms'].max():.1f} ms).")  # fmt: skip
+    lines += ["", "## Headline: absolute relative error of the simulator, over points", "",
+              "| model | half | comparisons | median of median-latency error | p95 | median of p95-latency "
+              "error | p95 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for m in ("before", "after-rack", "after"):
+        for half in ("fit", "holdout", "all"):
+            r = get(m, half=half)
+            lines.append(f"| {m} | {half} | {r.points} | {_pct(r.median_abs_rel_error)} | "
+                         f"{_pct(r.p95_abs_rel_error)} | {_pct(r.median_abs_rel_error_of_p95)} | "
+                         f"{_pct(r.p95_abs_rel_error_of_p95)} |")
+    lines += ["", "Targets: median <= 5%, p95 <= 10%.", "",
+              "## By condition (after)", "",
+              "| impairment | RTT (ms) | comparisons | median abs error | p95 abs error | mean signed error |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for (imp, rtt), d in a.groupby(["impaired", "rtt"]):
+        e = d["rel_error_median"]
+        lines.append(f"| {'jitter + 1% loss' if imp else 'clean'} | {rtt} | {len(d)} | "
+                     f"{_pct(e.abs().median())} | {_pct(e.abs().quantile(0.95))} | {_pct(e.mean())} |")
+    imp = a[a["impaired"]]
+    lines += ["", f"On impaired points the emulated median lies inside the range of the simulator's "
+              f"{images}-image medians over replications 1-{NOISE_REPS} (other jitter and loss draws) "
+              f"in {_pct(imp['emu_in_sim_band'].mean())} of the comparisons; the mean signed errors "
+              "above are negative at every RTT: the simulator is still slightly optimistic under "
+              "loss, beyond sampling noise.", "", "## By policy", "",
+              "| policy | model | median abs error | p95 abs error |", "|---|---|---|---|"]  # fmt: skip
+    for pol in a["policy"].unique():
+        for m in ("before", "after"):
+            r = get(m, pol)
+            lines.append(f"| {pol} | {m} | {_pct(r.median_abs_rel_error)} | {_pct(r.p95_abs_rel_error)} |")
+    lines += ["", "## Per policy, link and impairment (Vidur-style)", "", table(pp), "",
+              "![simulated vs emulated](sim_vs_emu.png)", "", "![error by point](error_by_point.png)", "",
+              "Files: `points.csv` (per point, policy and model), `images.csv` (per image), "
+              "`summary.csv`, `load.csv`, `points/<point>/` (the emulator's own outputs).", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mahimahi", type=Path, default=None, help="folder of Mahimahi trace files")
+    ap.add_argument("--images", type=int, default=3)
+    ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "validation")
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--analyse-only", action="store_true")
+    ap.add_argument("--redraw", action="store_true", help="only tables, figures and the page")
+    ap.add_argument("--only", default="", help="comma-separated point keys (debugging)")
+    a = ap.parse_args()
+    if a.redraw:
+        redraw(a.out, a.images)
+        return
+    points = grid(a.mahimahi)
+    if a.only:
+        points = [p for p in points if p[0] in a.only.split(",")]
+    if not a.analyse_only:
+        emulate_grid(points, a.out, a.images, a.parallel, a.force)
+    analyse(points, a.out, a.images)
+
+
+if __name__ == "__main__":
+    main()
