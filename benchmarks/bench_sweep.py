@@ -36,12 +36,14 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--out", default="/tmp/ciarsim-bench-sweep")
     ap.add_argument("--cache", default=".cache/ciarsim/traces")
+    ap.add_argument("--set", action="append", default=[], help="extra scenario override, e.g. network.tcp=none")
     a = ap.parse_args()
     overrides = [
         f"workload.images={a.images}",
         "policies=[" + ", ".join(POLICIES) + "]",
         "sweep={network.rtt_ms: [10, 40, 70, 120, 200], network.uplink_mbps: [1, 3, 10, 30, 100],"
         " network.loss_rate: [0.0, 0.001, 0.005, 0.01, 0.02]}",
+        *a.set,
     ]
     sc = load_scenario(Path("scenarios/4g.yaml"), overrides)
     shutil.rmtree(a.out, ignore_errors=True)
