@@ -47,10 +47,20 @@ def test_percentile_interval_brackets_the_estimate():
 @pytest.mark.parametrize("integer,truth,expect", [(False, 37.3, 37.3), (True, 37.3, 37),
                                                   (False, 0.001, 0.0), (False, 5000, 1024)])  # fmt: skip
 def test_search_brackets_then_bisects(integer, truth, expect):
-    fake = lambda x: Probe(x, x, x, x, 1, x <= truth)  # noqa: E731  latency grows with load
-    cap, bounded, probes = search(fake, start=4.0, integer=integer, rel_tol=0.01)
+    fake = lambda x, full: Probe(x, x, x, x, 1, x <= truth, 100 if full else 25)  # noqa: E731
+    cap, bounded, probes = search(fake, integer=integer, rel_tol=0.01, guess=lambda p: 4.0)
     assert cap == pytest.approx(expect, rel=0.01) and cap <= truth
-    assert bounded == (expect != 1024) and len(probes) < 25
+    assert bounded == (expect != 1024) and len(probes) < 30
+    if expect:  # the answer's ends were judged on full probes
+        judged = {p.load for p in probes if p.images == 100}
+        assert cap in judged and (not bounded or min(x for x in judged if x > cap) <= cap * 1.02 + 1)
+
+
+def test_search_rechecks_an_end_a_short_probe_got_wrong():
+    """Short probes think the capacity is 40; full ones know it is 30."""
+    fake = lambda x, full: Probe(x, x, x, x, 1, x <= (30 if full else 40), 100 if full else 25)  # noqa: E731
+    cap, bounded, _ = search(fake, integer=False, rel_tol=0.05, guess=lambda p: 4.0)
+    assert 30 / 1.05 <= cap <= 30 and bounded
 
 
 @pytest.mark.parametrize("rho", [0.5, 0.8])
