@@ -35,7 +35,7 @@ from ciarsim.sim.capacity import (
 from ciarsim.sim.cloud import CloudServer
 from ciarsim.sim.costs import CostModel, validate_names
 from ciarsim.sim.device import Device
-from ciarsim.sim.energy import power_w, radio_energy, usd_per_hour
+from ciarsim.sim.energy import power_w, radio_energy_parts, usd_per_hour
 from ciarsim.sim.guard import PercentileGuard
 from ciarsim.sim.link import Link
 from ciarsim.sim.payload import PayloadSizer
@@ -204,13 +204,15 @@ class World:
         cloud = self.models.cloud
         r = np.array(self._radio, dtype=np.float64).reshape(-1, 6)
         phone = r[:, 0].astype(np.int64)
-        joules = np.zeros(n)
+        joules, tail = np.zeros(n), np.zeros(n)
         for g, group in enumerate(self.groups):
             mine = self._group_of[phone] == g if len(self.groups) > 1 else slice(None)
-            joules += radio_energy(
+            total, tail_g = radio_energy_parts(
                 group.radio, phone[mine], r[mine, 1].astype(np.int64), r[mine, 2] / 1000.0,
                 r[mine, 3] / 1000.0, r[mine, 4] / 1e6, r[mine, 5] / 1e6, n,
             )  # fmt: skip
+            joules += total
+            tail += tail_g
         group_of = self._group_of[df["device"].to_numpy(dtype=np.int64)]
         watts = np.array([g.device_power_w for g in self.groups])[group_of]
         gpu_s = gpu[pos] / 1000.0
@@ -218,6 +220,7 @@ class World:
         df["cloud_gpu_s"] = gpu_s
         df["energy_device_j"] = busy[pos] / 1000.0 * watts
         df["energy_radio_j"] = joules[pos]
+        df["energy_radio_tail_j"] = tail[pos]
         df["energy_cloud_j"] = gpu_s * power_w(cloud.hardware, cloud.runtime)
         df["cloud_usd"] = gpu_s / 3600.0 * price
         if self.population:

@@ -105,3 +105,21 @@ def test_capacity_figure_is_written(tmp_path):
     run_capacity(tasks, tmp_path)
     paths = write_capacity_figure(tmp_path, 4 * S_MS, "p95<=50ms")
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+
+@pytest.mark.parametrize("kind,load", [("poisson", 1.5), ("closed_loop", 6)])
+def test_early_stop_only_cuts_certain_misses(kind, load):
+    """Overloaded M/D/1: the probe stops early, reports a miss with a lower bound below the full
+    replay's percentile; a probe that meets runs to the end with the same numbers."""
+    from ciarsim.runner.slo_probe import measure
+
+    traces = tile(_one_pass_trace(), 1500)
+    x = load * 1000 / S_MS if kind == "poisson" else load
+    stopped = measure(traces, MD1, "base", kind, x, 95, 3 * S_MS, early_stop=True)
+    full = measure(traces, MD1, "base", kind, x, 95, 3 * S_MS, early_stop=False)
+    assert stopped.stopped and not stopped.meets and not full.meets
+    assert 3 * S_MS <= stopped.latency_ms <= full.latency_ms and np.isnan(stopped.ci_high_ms)
+    easy = measure(traces, MD1, "base", "poisson", 0.3 * 1000 / S_MS, 95, 50 * S_MS)
+    plain = measure(traces, MD1, "base", "poisson", 0.3 * 1000 / S_MS, 95, 50 * S_MS,
+                    early_stop=False)  # fmt: skip
+    assert easy.meets and not easy.stopped and easy == plain
