@@ -72,7 +72,7 @@ def search(probe: Callable[[float, bool], Probe], *, integer: bool, rel_tol: flo
 
     1. the floor (``min_load``, or 1 device): unloaded; if it misses (confirmed with the full
        count), the capacity is 0;
-    2. from ``guess(floor probe)`` (default: 4 x floor) double or halve with short probes until
+    2. from ``guess(floor probe)`` (default: 4 x floor; at least 2 x floor) double or halve with short probes until
        the SLO changes side, then bisect (geometrically while high > 4 low) to ``coarse_tol``;
     3. bisect with full probes to ``rel_tol``; the two ends of the answer are always judged on
        full probes (an end judged only on a short probe is re-probed; if it flips, the bracket
@@ -100,7 +100,7 @@ def search(probe: Callable[[float, bool], Probe], *, integer: bool, rel_tol: flo
     if not first.meets and not ok(floor, True):
         return 0.0, True, probes
     lo, hi = floor, None
-    x = min(max(fit(guess(first) if guess else 4 * floor), floor), max_load)
+    x = min(max(fit(guess(first) if guess else 4 * floor), fit(2 * floor)), max_load)
     if x > lo:  # double up from the guess until a miss, or halve down until a meet
         if ok(x, False):
             lo = x
