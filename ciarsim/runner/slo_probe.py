@@ -81,6 +81,7 @@ def measure(traces: TraceSet, scenario: Scenario, label: str, kind: str, load: f
         workload=workload, models=scenario.models, network=scenario.network,
         seed=replication_seed(scenario.seed, 0), replication=0, policy=label,
         record_segments=False, stop_above=(q, limit_ms, cut) if early_stop else None,
+        population=scenario.population,
     )  # fmt: skip
     rec = world.run(traces)
     df = rec.images
