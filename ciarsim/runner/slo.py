@@ -64,7 +64,7 @@ def parse_slo(text: str) -> Slo:
 def search(probe: Callable[[float, bool], Probe], *, integer: bool, rel_tol: float = 0.05,
            max_load: float = 1024.0, min_load: float = 1 / 64,
            guess: Callable[[Probe], float] | None = None,
-           coarse_tol: float = 0.25) -> tuple[float, bool, list[Probe]]:  # fmt: skip
+           coarse_tol: float = 0.25, max_probes: int = 40) -> tuple[float, bool, list[Probe]]:  # fmt: skip
     """Highest load meeting the SLO, assuming latency grows with load: (capacity, bounded,
     probes). ``probe(x, full)`` replays load ``x`` with the full image count (``full``) or the
     short one of the bracketing phase. ``integer``: loads are whole numbers >= 1 (devices),
@@ -76,14 +76,17 @@ def search(probe: Callable[[float, bool], Probe], *, integer: bool, rel_tol: flo
        the SLO changes side, then bisect (geometrically while high > 4 low) to ``coarse_tol``;
     3. bisect with full probes to ``rel_tol``; the two ends of the answer are always judged on
        full probes (an end judged only on a short probe is re-probed; if it flips, the bracket
-       moves and the bisection goes on).
+       moves, short probes are no longer trusted, and the bisection goes on with full ones).
+    After ``max_probes`` probes a flipping search stops at its highest load met on a full probe.
     ``bounded`` is False when ``max_load`` still meets the SLO (with the full count)."""
     probes: list[Probe] = []
     full_ok: dict[float, bool] = {}
+    trust = [True]  # short probes are trusted until a full one contradicts one of them
 
     def ok(x: float, full: bool) -> bool:
         if x in full_ok:
             return full_ok[x]
+        full = full or not trust[0]
         probes.append(probe(x, full))
         if full:
             full_ok[x] = probes[-1].meets
@@ -129,16 +132,17 @@ def search(probe: Callable[[float, bool], Probe], *, integer: bool, rel_tol: flo
                 if mid in (lo, hi):
                     break
                 lo, hi = (mid, hi) if ok(mid, full) else (lo, mid)
-        if not ok(lo, True):  # the low end flipped on the full count: look lower
-            hi = lo
-            if lo <= floor:
-                return 0.0, True, probes
-            lo = max(fit(lo / (1 + coarse_tol)) if not integer else lo - max(1.0, math.floor(coarse_tol * lo)), floor)
+        if not ok(lo, True):  # the low end flipped on the full count: look lower, full only
+            trust[0], hi = False, lo
+            met = [x for x, m in full_ok.items() if m and x < lo]
+            if lo <= floor or len(probes) >= max_probes:
+                return (max(met) if met else 0.0), True, probes
+            lo = max(met) if met else max(fit(lo / 2), floor)
             continue
-        if ok(hi, True):  # the high end flipped: look higher
-            lo = hi
-            if hi >= max_load:
-                return max_load, False, probes
+        if ok(hi, True):  # the high end flipped: look higher, full only
+            trust[0], lo = False, hi
+            if hi >= max_load or len(probes) >= max_probes:
+                return hi, hi < max_load, probes
             hi = min(up(hi, coarse_tol), max_load)
             continue
         return lo, True, probes
@@ -198,7 +202,8 @@ def run_task(task: Task) -> tuple[dict, list[dict]]:
     rows = [{"point": task.point, "policy": task.label, "load": task.kind, "x": p.load,
              "images": p.images, "latency_ms": p.latency_ms, "ci_low_ms": p.ci_low_ms,
              "ci_high_ms": p.ci_high_ms, "images_kept": p.kept, "meets": p.meets,
-             "stopped": p.stopped, "gpu_s_per_image": p.gpu_s} for p in probes]  # fmt: skip
+             "stopped": p.stopped, "gpu_s_per_image": p.gpu_s,
+             "utilization": p.utilization} for p in probes]  # fmt: skip
     return row, rows
 
 

@@ -4,7 +4,11 @@ Images that start in the first or last ``trim`` fraction of the run (warm-up: an
 cool-down: a draining one) are left out. The percentile's 95% interval comes from order
 statistics (ranks ``n q +- 1.96 sqrt(n q (1 - q))``), which treats the kept images as
 independent: optimistic under queueing correlation, reported so that an unstable estimate is
-visible. A probe stops as soon as its percentile is CERTAIN to exceed the limit
+visible. Limit: a finite run bounds the queue, so past the GPU's saturation its percentile stays
+finite (at most about the images' total GPU work); an SLO looser than that bound is met at any
+rate. Keep ``images x GPU-seconds per image / max_batch`` well above the limit (``--images``).
+``utilization`` (Poisson: rate x GPU seconds per image) is the GPU's busy fraction; with
+continuous batching a busy fraction of 1 is not by itself unstable. A probe stops as soon as its percentile is CERTAIN to exceed the limit
 (``ciarsim.sim.guard``); it then reports a lower bound of the percentile (each unfinished image
 at its elapsed time, each unstarted one at 0; under a closed loop the ``2 cut`` largest values
 dropped, as trimming might) and no upper bound. Units: ms, images/s.
@@ -37,6 +41,7 @@ class Probe:
     stopped: bool = False
     gpu_s: float = 0.0
     mean_ms: float = 0.0
+    utilization: float = math.nan  # Poisson: rate x GPU seconds per image (the GPU's busy fraction)
 
 
 def percentile_ci(latency_ms: np.ndarray, q: float) -> tuple[float, float, float]:
@@ -94,7 +99,8 @@ def measure(traces: TraceSet, scenario: Scenario, label: str, kind: str, load: f
     df = df.sort_values("start_ms", kind="stable")
     kept = df["latency_ms"].to_numpy()[cut:len(df) - cut]
     est, lo, hi = percentile_ci(kept, q)
-    return Probe(load, est, lo, hi, len(kept), est <= limit_ms, n, False, gpu_s, mean_ms)
+    rho = load * gpu_s if kind == "poisson" else math.nan  # the GPU's busy fraction
+    return Probe(load, est, lo, hi, len(kept), est <= limit_ms, n, False, gpu_s, mean_ms, rho)
 
 
 def _lower_bound(guard, now_ms: float, q: float, cut: int, ordered: bool) -> float:
