@@ -23,7 +23,7 @@ def capacity_figure(table: pd.DataFrame, probes: pd.DataFrame, limit_ms: float, 
     table, probes = table[table["point"] == point], probes[probes["point"] == point]
     kinds = [k for k in _AXIS if k in set(table["load"])]
     styles = policy_styles(list(dict.fromkeys(table["policy"])))
-    fig = new_figure(DOUBLE_IN, 2.6)
+    fig = new_figure(DOUBLE_IN, 3.3)
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
     for ax, kind in zip(axes, kinds):
         for label, st in styles.items():
@@ -46,7 +46,8 @@ def capacity_figure(table: pd.DataFrame, probes: pd.DataFrame, limit_ms: float, 
         ax.set_xlabel(_AXIS[kind])
         ax.set_ylabel(f"{slo.split('<=')[0]} latency (s)")
         ax.set_title(f"SLO {slo}")
-    axes[-1].legend(fontsize=6, ncol=2, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, ncol=7, loc="outside lower center", frameon=False)
     return fig
 
 
