@@ -1,6 +1,7 @@
-"""The capacity figure of ``ciarsim capacity``: per load kind, the SLO percentile of every probe
-against the load, one line per policy, the SLO limit as a horizontal line and each policy's
-capacity marked. Reads ``capacity.csv`` and ``capacity_probes.csv`` (``ciarsim.runner.slo``).
+"""The capacity figure of ``ciarsim capacity``: per load kind, the SLO percentile of the probes
+against the load (one per load: the full probe where there are two), one line per policy through
+the probes that ran to the end, probes stopped early (a certain miss) as open triangles at their
+lower bound, the SLO limit as a horizontal line and each policy's capacity marked. Reads ``capacity.csv`` and ``capacity_probes.csv`` (``ciarsim.runner.slo``).
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ def capacity_figure(table: pd.DataFrame, probes: pd.DataFrame, limit_ms: float, 
     table, probes = table[table["point"] == point], probes[probes["point"] == point]
     kinds = [k for k in _AXIS if k in set(table["load"])]
     styles = policy_styles(list(dict.fromkeys(table["policy"])))
-    fig = new_figure(DOUBLE_IN, 2.6)
+    fig = new_figure(DOUBLE_IN, 3.3)
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
     for ax, kind in zip(axes, kinds):
         for label, st in styles.items():
-            pr = probes[(probes["load"] == kind) & (probes["policy"] == label)].sort_values("x")
+            pr = _one_per_load(probes[(probes["load"] == kind) & (probes["policy"] == label)])
             if pr.empty:
                 continue
-            ax.plot(pr["x"], pr["latency_ms"] / 1000, label=label, **st.line_kw())
+            ran = pr[~pr["stopped"]]
+            ax.plot(ran["x"], ran["latency_ms"] / 1000, label=label, **st.line_kw())
+            cut = pr[pr["stopped"]]  # stopped early: a lower bound, above the SLO
+            ax.plot(cut["x"], cut["latency_ms"] / 1000, ls="none", marker="^", mfc="none",
+                    color=st.color, ms=4)  # fmt: skip
             cap = table[(table["load"] == kind) & (table["policy"] == label)]["capacity"].iloc[0]
             if cap > 0:
                 at = pr[pr["x"] == cap]["latency_ms"]
@@ -41,8 +46,19 @@ def capacity_figure(table: pd.DataFrame, probes: pd.DataFrame, limit_ms: float, 
         ax.set_xlabel(_AXIS[kind])
         ax.set_ylabel(f"{slo.split('<=')[0]} latency (s)")
         ax.set_title(f"SLO {slo}")
-    axes[-1].legend(fontsize=6, ncol=2, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, ncol=7, loc="outside lower center", frameon=False)
     return fig
+
+
+def _one_per_load(pr: pd.DataFrame) -> pd.DataFrame:
+    """One probe per load, sorted by load: the one with the most images (a full probe over a
+    short one); ``stopped`` False for tables written before probes could stop."""
+    if "stopped" not in pr:
+        pr = pr.assign(stopped=False)
+    if "images" in pr:
+        pr = pr.sort_values(["x", "images"], kind="stable").drop_duplicates("x", keep="last")
+    return pr.sort_values("x", kind="stable")
 
 
 def write_capacity_figure(out_dir: str | Path, limit_ms: float, slo: str) -> list[Path]:

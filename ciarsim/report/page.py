@@ -27,6 +27,7 @@ import pandas as pd
 from ciarsim import io as store
 from ciarsim import __version__
 from ciarsim.report import tables as T
+from ciarsim.report.energy import energy_blocks
 from ciarsim.report.figures import param_axis
 from ciarsim.report.load import Results, load_results
 from ciarsim.report.plan import Planned, Skipped, plan_figures
@@ -55,13 +56,15 @@ def build_report(results_dir: str | Path, formats: Iterable[str] = FORMATS) -> P
     summary = summary_table(res.results, res.points)
     styles = policy_styles(res.policies)
     entries = plan_figures(res, summary, styles)
+    energy_tabs, energy_figs = energy_blocks(res)  # ciarsim.report.energy
+    entries = [*entries, *energy_figs]
     figdir = res.root / "figures"
     for e in entries:
         if isinstance(e, Planned):
             with figure_style():
                 fig = e.draw()
             save_figure(fig, figdir / e.name, formats)
-    tabs = [latency_table(res, summary), cost_table(res, summary)]
+    tabs = [latency_table(res, summary), cost_table(res, summary), *energy_tabs]
     store.write_table(summary, res.root / "summary_ci.csv")
     store.write_text(res.root / "tables.tex", tables_tex(res.name, tabs))
     blocks = page_blocks(res, tabs, entries, list(formats))

@@ -215,7 +215,7 @@ def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
     rec = simulate(
         traces, workload=sc.workload, models=sc.models, network=sc.network,
         seed=replication_seed(sc.seed, job.replication), replication=job.replication,
-        policy=job.label, record_segments=job.meta["segments"],
+        policy=job.label, record_segments=job.meta["segments"], population=sc.population,
     )  # fmt: skip
     if job.replication == 0 and job.point.index == 0:  # one writer per file: deterministic
         _write_samples(Path(out_dir) / "samples" / f"{_slug(job.label)}.npz", traces)

@@ -2,15 +2,15 @@
 
 Two loads: a Poisson arrival rate (images/s on the scenario's one cloud, each image on its own
 phone) and a number of closed-loop devices (each running its images back to back with the
-scenario's ``think_time_ms``). For each, ``search`` brackets the capacity by doubling (or halving)
-from a start value, then bisects: the rate to a relative tolerance, the devices to one device.
-Each probe replays ``images`` images (the policy's trace set tiled, ids renumbered) in a fresh
-world; images that start in the first ``trim`` or last ``trim`` fraction of the run (warm-up and
-cool-down: an empty, then draining, queue) are left out of the percentile. The percentile's 95%
-interval comes from order statistics (the ranks ``n q +- 1.96 sqrt(n q (1 - q))``), which treats
-the kept images as independent: an optimistic interval under queueing correlation, reported so
-that an unstable estimate is visible. A policy that meets the SLO at ``max_rate`` (no cloud
-bottleneck, e.g. device-only) is reported at that bound with ``bounded = False``.
+scenario's ``think_time_ms``). For each, ``search`` probes the unloaded floor, starts from the
+load that would saturate the GPU at batch 1 (from the floor probe's GPU seconds per image),
+brackets by doubling or halving and bisects with short probes (a quarter of the images), then
+bisects to the tolerance with full probes; both ends of the answer are judged on full probes.
+A probe (``ciarsim.runner.slo_probe``) replays the policy's trace set tiled to ``images``
+images, trims warm-up and cool-down, reports the percentile with a 95% order-statistic interval,
+and stops as soon as a miss is certain (``ciarsim.sim.guard``). A policy that meets the SLO at
+``max_rate`` (no cloud bottleneck, e.g. device-only) is reported at that bound with
+``bounded = False``.
 
 Units: ms, images/s. Outputs of ``run_capacity``: ``capacity.csv`` (one row per point, policy and
 load kind) and ``capacity_probes.csv`` (every probe), drawn by ``ciarsim.report.capacity``.
@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,8 +30,12 @@ import pandas as pd
 
 from ciarsim.errors import ScenarioError
 from ciarsim.runner import store
-from ciarsim.scenario.schema import ArrivalConfig, Scenario
+from ciarsim.runner.slo_probe import Probe, head, measure, percentile_ci, tile
+from ciarsim.scenario.schema import Scenario
 from ciarsim.trace import TraceSet
+
+__all__ = ["Probe", "Slo", "Task", "capacity_for_scenario", "parse_slo", "percentile_ci",
+           "run_capacity", "search", "tile"]  # fmt: skip
 
 _SLO = re.compile(r"^\s*p(\d{1,2}(?:\.\d+)?)\s*<=\s*([0-9.]+)\s*(ms|s)\s*$")
 
@@ -58,99 +61,98 @@ def parse_slo(text: str) -> Slo:
     return Slo(float(m.group(1)), limit)
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One replay at one load: the SLO percentile, its 95% interval, images kept."""
-
-    load: float
-    latency_ms: float
-    ci_low_ms: float
-    ci_high_ms: float
-    kept: int
-    meets: bool
-
-
-def percentile_ci(latency_ms: np.ndarray, q: float) -> tuple[float, float, float]:
-    """(percentile, low, high) of ``latency_ms`` at ``q`` percent: the estimate and a 95%
-    order-statistic interval (ms)."""
-    x = np.sort(np.asarray(latency_ms, dtype=np.float64))
-    n, p = len(x), q / 100.0
-    half = 1.96 * math.sqrt(n * p * (1.0 - p))
-    lo = int(max(math.floor(n * p - half), 0))
-    hi = int(min(math.ceil(n * p + half), n - 1))
-    return float(np.percentile(x, q)), float(x[lo]), float(x[hi])
-
-
-def tile(traces: TraceSet, n: int) -> TraceSet:
-    """``n`` images: the set's images repeated in order, renumbered 0..n-1."""
-    images = [replace(traces.image(k % len(traces)), image=k) for k in range(n)]
-    return TraceSet.from_images(images, traces.meta)
-
-
-def measure(traces: TraceSet, scenario: Scenario, label: str, kind: str, load: float, slo: Slo,
-            trim: float = 0.1) -> Probe:  # fmt: skip
-    """Replay ``traces`` (already tiled) at ``load`` (``kind`` 'poisson': images/s;
-    'closed_loop': devices) and judge the SLO on the images outside warm-up and cool-down."""
-    from ciarsim.scenario.sweep import replication_seed  # noqa: PLC0415
-    from ciarsim.sim.world import simulate  # noqa: PLC0415
-
-    think = scenario.workload.arrival.think_time_ms
-    arrival = (ArrivalConfig(kind="poisson", rate_per_s=load) if kind == "poisson"
-               else ArrivalConfig(kind="closed_loop", devices=int(load), think_time_ms=think))  # fmt: skip
-    workload = scenario.workload.model_copy(update={"images": len(traces), "arrival": arrival})
-    rec = simulate(
-        traces, workload=workload, models=scenario.models, network=scenario.network,
-        seed=replication_seed(scenario.seed, 0), replication=0, policy=label,
-        record_segments=False,
-    )  # fmt: skip
-    df = rec.images.sort_values("start_ms", kind="stable")
-    cut = int(len(df) * trim)
-    kept = df["latency_ms"].to_numpy()[cut:len(df) - cut]
-    est, lo, hi = percentile_ci(kept, slo.percentile)
-    return Probe(load, est, lo, hi, len(kept), est <= slo.limit_ms)
-
-
-def search(probe: Callable[[float], Probe], *, start: float, integer: bool, rel_tol: float = 0.05,
-           max_load: float = 1024.0, min_load: float = 1 / 64) -> tuple[float, bool, list[Probe]]:  # fmt: skip
+def search(probe: Callable[[float, bool], Probe], *, integer: bool, rel_tol: float = 0.05,
+           max_load: float = 1024.0, min_load: float = 1 / 64,
+           guess: Callable[[Probe], float] | None = None,
+           coarse_tol: float = 0.25, max_probes: int = 40) -> tuple[float, bool, list[Probe]]:  # fmt: skip
     """Highest load meeting the SLO, assuming latency grows with load: (capacity, bounded,
-    probes). ``integer``: loads are whole numbers >= 1 (devices), bisected to 1; else rates,
-    bisected until (high - low) <= ``rel_tol`` x low. Capacity 0 if even ``min_load`` (1 device)
-    fails; ``bounded`` False when ``max_load`` still meets it."""
-    probes: list[Probe] = []
+    probes). ``probe(x, full)`` replays load ``x`` with the full image count (``full``) or the
+    short one of the bracketing phase. ``integer``: loads are whole numbers >= 1 (devices),
+    bisected to 1; else rates, bisected until high <= (1 + ``rel_tol``) low.
 
-    def ok(x: float) -> bool:
-        probes.append(probe(x))
+    1. the floor (``min_load``, or 1 device): unloaded; if it misses (confirmed with the full
+       count), the capacity is 0;
+    2. from ``guess(floor probe)`` (default: 4 x floor; at least 2 x floor) double or halve with short probes until
+       the SLO changes side, then bisect (geometrically while high > 4 low) to ``coarse_tol``;
+    3. bisect with full probes to ``rel_tol``; the two ends of the answer are always judged on
+       full probes (an end judged only on a short probe is re-probed; if it flips, the bracket
+       moves, short probes are no longer trusted, and the bisection goes on with full ones).
+    After ``max_probes`` probes a flipping search stops at its highest load met on a full probe.
+    ``bounded`` is False when ``max_load`` still meets the SLO (with the full count)."""
+    probes: list[Probe] = []
+    full_ok: dict[float, bool] = {}
+    trust = [True]  # short probes are trusted until a full one contradicts one of them
+
+    def ok(x: float, full: bool) -> bool:
+        if x in full_ok:
+            return full_ok[x]
+        full = full or not trust[0]
+        probes.append(probe(x, full))
+        if full:
+            full_ok[x] = probes[-1].meets
         return probes[-1].meets
 
     floor = 1.0 if integer else min_load
-    x = max(round(start) if integer else start, floor)
-    if ok(x):
-        lo = x
-        while True:
-            hi = min(lo * 2, max_load)
-            if hi == lo:
-                return lo, False, probes
-            if not ok(hi):
-                break
-            lo = hi
-    else:
-        hi = x
-        while True:
-            lo = max(math.floor(hi / 2) if integer else hi / 2, floor)
-            if lo == hi:
-                return 0.0, True, probes
-            if ok(lo):
-                break
-            hi = lo
-    while (hi - lo > 1) if integer else (hi - lo > rel_tol * lo):
-        mid = (lo + hi) // 2 if integer else (lo + hi) / 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo, True, probes
+    fit = (lambda x: float(max(round(x), 1))) if integer else (lambda x: float(x))  # noqa: E731
+    up = (lambda x, f: float(max(math.ceil(x * (1 + f)), x + 1))) if integer else (lambda x, f: x * (1 + f))  # noqa: E731,E501
+    close = ((lambda lo, hi, f: hi - lo <= max(1.0, math.floor(f * lo))) if integer
+             else (lambda lo, hi, f: hi <= (1 + f) * lo))  # fmt: skip
+
+    first = probe(floor, False)
+    probes.append(first)
+    if not first.meets and not ok(floor, True):
+        return 0.0, True, probes
+    lo, hi = floor, None
+    x = min(max(fit(guess(first) if guess else 4 * floor), fit(2 * floor)), max_load)
+    if x > lo:  # double up from the guess until a miss, or halve down until a meet
+        if ok(x, False):
+            lo = x
+            while hi is None and lo < max_load:
+                x = min(fit(lo * 2), max_load)
+                lo, hi = (x, None) if ok(x, False) else (lo, x)
+        else:
+            hi = x
+            while True:
+                x = fit(hi / 2)
+                if x <= lo:
+                    break
+                if ok(x, False):
+                    lo = x
+                    break
+                hi = x
+    if hi is None:  # max_load met on a short probe: confirm with the full count
+        if ok(max_load, True):
+            return max_load, False, probes
+        hi = max_load
+    while True:
+        for tol, full in ((coarse_tol, False), (rel_tol, True)):
+            while not close(lo, hi, tol):
+                mid = fit(math.sqrt(lo * hi) if hi > 4 * lo else (lo + hi) / 2)
+                mid = min(max(mid, lo + (1 if integer else 0)), hi - (1 if integer else 0))
+                if mid in (lo, hi):
+                    break
+                lo, hi = (mid, hi) if ok(mid, full) else (lo, mid)
+        if not ok(lo, True):  # the low end flipped on the full count: look lower, full only
+            trust[0], hi = False, lo
+            met = [x for x, m in full_ok.items() if m and x < lo]
+            if lo <= floor or len(probes) >= max_probes:
+                return (max(met) if met else 0.0), True, probes
+            lo = max(met) if met else max(fit(lo / 2), floor)
+            continue
+        if ok(hi, True):  # the high end flipped: look higher, full only
+            trust[0], lo = False, hi
+            if hi >= max_load or len(probes) >= max_probes:
+                return hi, hi < max_load, probes
+            hi = min(up(hi, coarse_tol), max_load)
+            continue
+        return lo, True, probes
 
 
 @dataclass(frozen=True)
 class Task:
-    """One (point, policy, load kind) search: everything a worker process needs."""
+    """One (point, policy, load kind) search: everything a worker process needs.
+    ``short_images``: images per probe of the bracketing phase (0: ``images // 4``, at least
+    100); ``early_stop``: cut a probe short once its miss is certain."""
 
     point: str
     scenario: Scenario
@@ -162,19 +164,29 @@ class Task:
     trim: float
     rel_tol: float
     max_rate: float
+    short_images: int = 0
+    early_stop: bool = True
 
 
 def run_task(task: Task) -> tuple[dict, list[dict]]:
     """Search one task: its capacity.csv row and its probe rows."""
-    started = time.perf_counter()
-    traces = tile(TraceSet.load(task.trace_path), task.images)
+    full = tile(TraceSet.load(task.trace_path), task.images)
+    short = head(full, task.short_images or max(task.images // 4, min(100, task.images)))
     integer = task.kind == "closed_loop"
-    cap, bounded, probes = search(
-        lambda x: measure(traces, task.scenario, task.label, task.kind, x, task.slo, task.trim),
-        start=4.0 if integer else 1.0, integer=integer, rel_tol=task.rel_tol,
-        max_load=task.max_rate if not integer else 4096.0,
-    )  # fmt: skip
-    at = [p for p in probes if p.load == cap]
+    think = task.scenario.workload.arrival.think_time_ms
+
+    def probe(x: float, use_full: bool) -> Probe:
+        return measure(full if use_full else short, task.scenario, task.label, task.kind, x,
+                       task.slo.percentile, task.slo.limit_ms, task.trim, task.early_stop)  # fmt: skip
+
+    def guess(first: Probe) -> float:  # the load that saturates the GPU at batch 1
+        if first.gpu_s <= 0:
+            return task.max_rate if not integer else 4096.0
+        return (first.mean_ms + think) / 1000.0 / first.gpu_s if integer else 1.0 / first.gpu_s
+
+    cap, bounded, probes = search(probe, integer=integer, rel_tol=task.rel_tol, guess=guess,
+                                  max_load=task.max_rate if not integer else 4096.0)  # fmt: skip
+    at = [p for p in probes if p.load == cap and p.images == task.images]
     best = at[-1] if at else None
     row = {
         "point": task.point, "policy": task.label, "load": task.kind, "slo": str(task.slo),
@@ -183,12 +195,15 @@ def run_task(task: Task) -> tuple[dict, list[dict]]:
         "ci_low_ms": best.ci_low_ms if best else np.nan,
         "ci_high_ms": best.ci_high_ms if best else np.nan,
         "images_kept": best.kept if best else 0, "probes": len(probes),
-        "think_time_ms": task.scenario.workload.arrival.think_time_ms if integer else np.nan,
-        "seconds": round(time.perf_counter() - started, 2),
+        "probes_stopped": sum(p.stopped for p in probes),
+        "images_replayed": sum(p.images for p in probes),
+        "think_time_ms": think if integer else np.nan,
     }  # fmt: skip
     rows = [{"point": task.point, "policy": task.label, "load": task.kind, "x": p.load,
-             "latency_ms": p.latency_ms, "ci_low_ms": p.ci_low_ms, "ci_high_ms": p.ci_high_ms,
-             "images_kept": p.kept, "meets": p.meets} for p in probes]  # fmt: skip
+             "images": p.images, "latency_ms": p.latency_ms, "ci_low_ms": p.ci_low_ms,
+             "ci_high_ms": p.ci_high_ms, "images_kept": p.kept, "meets": p.meets,
+             "stopped": p.stopped, "gpu_s_per_image": p.gpu_s,
+             "utilization": p.utilization} for p in probes]  # fmt: skip
     return row, rows
 
 

@@ -46,8 +46,26 @@ _MEANS = {"cloud_gpu_s": "cloud_gpu_s_mean", "energy_device_j": "energy_device_j
 
 
 def summarize(images: pd.DataFrame) -> pd.DataFrame:
-    """One row per (point, policy), in the order they appear in ``images``."""
-    keys = ["point", "policy"]
+    """One row per (point, policy), in the order they appear in ``images``; with a ``group``
+    column (a mixed population), a ``group`` column too: each (point, policy)'s row for the
+    whole population (group ``all``) followed by one row per group (ratios to base and sd are
+    taken within the same group)."""
+    if "group" not in images.columns:
+        return _summarize(images, ["point", "policy"])
+    everyone = _summarize(images, ["point", "policy"]).assign(group="all")
+    groups = _summarize(images, ["point", "policy", "group"])
+    out = pd.concat([everyone, groups], ignore_index=True)
+    order = {k: i for i, k in enumerate(dict.fromkeys(zip(images["point"], images["policy"])))}
+    names = ["all", *dict.fromkeys(images["group"])]
+    out["_o"] = [order[k] for k in zip(out["point"], out["policy"])]
+    out["_g"] = out["group"].map({g: i for i, g in enumerate(names)})
+    out = out.sort_values(["_o", "_g"], kind="stable").drop(columns=["_o", "_g"])
+    cols = ["point", "policy", "group", *SUMMARY_COLUMNS[2:]]
+    return out[cols].reset_index(drop=True)
+
+
+def _summarize(images: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per ``keys`` group (``SUMMARY_COLUMNS`` plus any key beyond point and policy)."""
     grouped = images.groupby(keys, sort=False)
     out = grouped.agg(
         images=("latency_ms", "size"),
@@ -69,13 +87,16 @@ def summarize(images: pd.DataFrame) -> pd.DataFrame:
     out["speedup_vs_base"] = _ratio_to(out, "base", "latency_mean_ms", invert=True)
     out["cloud_calls_reduction_vs_sd"] = 1.0 - _ratio_to(out, "sd", "cloud_calls_mean")
     out["cloud_calls_pct"] = 100.0 * _ratio_to(out, "base", "cloud_passes_mean")
-    return out[SUMMARY_COLUMNS]
+    return out[SUMMARY_COLUMNS + keys[2:]]
 
 
 def _ratio_to(df: pd.DataFrame, ref: str, column: str, invert: bool = False) -> pd.Series:
-    """``df[column] / ref's value at the same point`` (or its inverse); NaN where ref is absent."""
-    ref_values = df[df["policy"] == ref].set_index("point")[column]
-    ref_at_row = df["point"].map(ref_values).astype(float)
+    """``df[column] / ref's value at the same point`` (and group, if any) (or its inverse); NaN
+    where ref is absent."""
+    on = ["point", "group"] if "group" in df.columns else ["point"]
+    ref_values = df[df["policy"] == ref].set_index(on)[column]
+    at = pd.MultiIndex.from_frame(df[on]) if len(on) > 1 else df["point"]
+    ref_at_row = pd.Series(ref_values.reindex(at).to_numpy(), index=df.index).astype(float)
     if invert:
         return ref_at_row / df[column]
     return df[column] / ref_at_row

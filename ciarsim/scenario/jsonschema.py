@@ -113,6 +113,7 @@ FIELD_HELP = {
     "Scenario.policies": "Decoding policies to compare; each needs 'name', labels must be unique.",
     "Scenario.sweep": "Grid sweep: dotted field path -> list of values (e.g. network.rtt_ms: [20, 80]).",
     "Scenario.zip": "Groups of paths whose equal-length value lists move together (one grid axis per group).",
+    "Scenario.population": "Mixed population on the one cloud: groups with a share of the arrivals and their own device/network (shares sum to 1).",
     # workload
     "WorkloadConfig.images": "Images (prompts) per policy and point.",
     "WorkloadConfig.prompt_start": "Index of the first prompt in the held-out prompt set.",

@@ -396,6 +396,20 @@ def _as_plugin(item: Any) -> Any:
     return {**common, "name": "plugin", "protocol": item["name"], "params": params}
 
 
+class GroupConfig(Frozen):
+    """One group of a mixed population (``ciarsim.scenario.population``): its ``share`` of the
+    arrivals and, optionally, its own device and network blocks (default: the scenario's)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                               description="Group name, the value of the results' group column.")]
+    share: Annotated[float, Field(gt=0, le=1, description=(
+        "Fraction of the arrivals (Poisson: images; closed loop: devices) drawn into this group."))]
+    device: Annotated[DeviceConfig | None, Field(
+        description="The group's device block (default: models.device).")] = None
+    network: Annotated[NetworkConfig | None, Field(
+        description="The group's network block (default: the scenario's network).")] = None
+
+
 # --------------------------------------------------------------------------------------------
 # the scenario
 
@@ -416,6 +430,14 @@ class Scenario(Frozen):
     ]
     sweep: dict[str, list[Union[int, float, str, bool, None]]] = {}
     zip: list[dict[str, list[Union[int, float, str, bool, None]]]] = []
+    population: list[GroupConfig] = []  # a mixed population (ciarsim.scenario.population)
+
+    @model_validator(mode="after")
+    def _population(self) -> "Scenario":
+        from ciarsim.scenario.population import check_population  # noqa: PLC0415
+
+        check_population(self.population)
+        return self
 
     @model_validator(mode="before")
     @classmethod

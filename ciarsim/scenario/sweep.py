@@ -110,7 +110,8 @@ def expand(
 
 def scenario_key(scenario: Scenario) -> str:
     """16 hex digits of SHA-256 over the canonical JSON of ``scenario`` minus ``KEY_EXCLUDES``."""
-    data = scenario.model_dump(mode="json", exclude=set(KEY_EXCLUDES))
+    exclude = set(KEY_EXCLUDES) | (set() if scenario.population else {"population"})
+    data = scenario.model_dump(mode="json", exclude=exclude)  # no population: keys as before
     blob = json.dumps(
         {"key_version": KEY_VERSION, "scenario": data},
         sort_keys=True, separators=(",", ":"), ensure_ascii=False,  # tau: .inf -> Infinity

@@ -122,12 +122,27 @@ def radio_energy(
     """Radio energy per owner (J): transfers ``i`` of ``phone[i]`` occupying the radio from
     ``start_s[i]`` to ``end_s[i]``, charged to ``owner[i]`` in ``0..n_owners-1`` as the module
     docstring says. Vectorised: one sort, no Python loop over transfers."""
+    return radio_energy_parts(model, phone, owner, start_s, end_s, mbit_up, mbit_down, n_owners)[0]
+
+
+def radio_energy_parts(
+    model: RadioModel,
+    phone: np.ndarray,
+    owner: np.ndarray,
+    start_s: np.ndarray,
+    end_s: np.ndarray,
+    mbit_up: np.ndarray,
+    mbit_down: np.ndarray,
+    n_owners: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """As ``radio_energy``: (total, tail) per owner (J); ``tail`` is the part spent in the tail
+    after busy spells (the rest: active transfer and promotions)."""
     out = np.bincount(
         owner, model.alpha_up_w_per_mbps * mbit_up + model.alpha_down_w_per_mbps * mbit_down,
         minlength=n_owners,
     ).astype(np.float64)
     if len(phone) == 0:
-        return out
+        return out, np.zeros(n_owners)
     order = np.lexsort((end_s, start_s, phone))
     ph, who, s, e = phone[order], owner[order], start_s[order], end_s[order]
     span = max(float(e.max()), 0.0) + model.tail_s + 1.0  # phones laid end to end on one axis
@@ -143,9 +158,10 @@ def radio_energy(
     gap = np.full(len(first), np.inf)
     same = spell_phone[1:] == spell_phone[:-1]
     gap[:-1] = np.where(same, spell_start[1:] - spell_end[:-1], np.inf)
-    out += np.bincount(spell_who, model.tail_j(gap), minlength=n_owners)
+    tail = np.bincount(spell_who, model.tail_j(gap), minlength=n_owners).astype(np.float64)
+    out += tail
     idle = np.ones(len(first), bool)  # the phone's first spell, or one after a full tail
     idle[1:] = ~same | (gap[:-1] > model.tail_s)
     promo = np.where(idle, model.promotion_s * model.promotion_w, 0.0)
     out += np.bincount(spell_who, promo, minlength=n_owners)
-    return out
+    return out, tail

@@ -41,7 +41,7 @@ Energy and cost (``ENERGY_COLUMNS``, computed after the run by ``ciarsim.sim.ene
 documents the attribution): ``cloud_gpu_s`` (the image's share of the cloud GPU's busy time, each
 batched iteration split equally among its requests), ``energy_device_j`` (device busy time x its
 power), ``energy_radio_j`` (the phone's radio: RRC state machine of ``network.radio``, tail
-included), ``energy_cloud_j`` (``cloud_gpu_s`` x the GPU's power), ``cloud_usd`` (``cloud_gpu_s``
+included), ``energy_radio_tail_j`` (the part of it spent in RRC tails), ``energy_cloud_j`` (``cloud_gpu_s`` x the GPU's power), ``cloud_usd`` (``cloud_gpu_s``
 at the price per GPU-hour).
 """
 
@@ -61,7 +61,8 @@ RECORDED_COLUMNS = (
 )  # fmt: skip
 # Added after the run from the records (ciarsim.sim.energy): the image's fair share of GPU time,
 # energies, and the cloud's price of its share.
-ENERGY_COLUMNS = ("cloud_gpu_s", "energy_device_j", "energy_radio_j", "energy_cloud_j", "cloud_usd")
+ENERGY_COLUMNS = ("cloud_gpu_s", "energy_device_j", "energy_radio_j", "energy_radio_tail_j",
+                  "energy_cloud_j", "cloud_usd")  # fmt: skip
 IMAGE_COLUMNS = RECORDED_COLUMNS + ENERGY_COLUMNS
 BREAKDOWN_COLUMNS = (
     "device_compute_ms", "uplink_ms", "downlink_ms", "rtt_wait_ms", "cloud_queue_ms",

@@ -22,6 +22,8 @@ in one process give identical results. Units: ms, bytes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import simpy
 
@@ -33,9 +35,11 @@ from ciarsim.sim.capacity import (
 from ciarsim.sim.cloud import CloudServer
 from ciarsim.sim.costs import CostModel, validate_names
 from ciarsim.sim.device import Device
-from ciarsim.sim.energy import power_w, radio_energy, radio_model, resolve_radio, usd_per_hour
+from ciarsim.sim.energy import power_w, radio_energy_parts, usd_per_hour
+from ciarsim.sim.guard import PercentileGuard
 from ciarsim.sim.link import Link
 from ciarsim.sim.payload import PayloadSizer
+from ciarsim.sim.population import Group, build_groups, draw_groups
 from ciarsim.sim.records import (
     LANE_CLOUD, LANE_CLOUD_QUEUE, LANE_DEVICE, LANE_DOWNLINK, LANE_UPLINK, Recorder, SimRecords,
 )  # fmt: skip
@@ -47,6 +51,7 @@ COMPONENTS = {
     "arrivals": 1,
     "uplink-jitter": 2, "uplink-loss": 3, "uplink-capacity": 4, "uplink-offset": 5,
     "downlink-jitter": 6, "downlink-loss": 7, "downlink-capacity": 8, "downlink-offset": 9,
+    "population": 10,
 }  # fmt: skip
 
 
@@ -71,13 +76,15 @@ class World:
         policy: str,
         tables: tuple[CapacityTable, CapacityTable] | None = None,
         record_segments: bool = True,
+        stop_above: tuple[float, float, int] | None = None,
+        population: list | None = None,
     ):
         validate_names(models)
+        self.stop_above, self.guard = stop_above, None  # see ``simulate``
         self.workload, self.models, self.network = workload, models, network
         self.seed, self.replication = seed, replication
         self.env = simpy.Environment()
         cloud_cost = CostModel.from_config(models.cloud, "models.cloud")
-        self.device_cost = CostModel.from_config(models.device, "models.device")
         self.cloud = CloudServer(
             self.env, cloud_cost, models.cloud.max_batch, models.cloud.text_tokens,
             models.cloud.cfg_rows,
@@ -85,7 +92,12 @@ class World:
         self.sizer = PayloadSizer(
             models.payload, cloud_cost.model, network.message_header_bytes, workload.prompt_bytes
         )
-        self.tables = tables if tables is not None else link_tables(network)
+        self.population = list(population or [])  # GroupConfig list (ciarsim.sim.population)
+        if tables is None and network.capacity == "trace":
+            tables = link_tables(network)
+        self.tables = tables  # the scenario network's capacity tables (None: not 'trace')
+        self.groups = build_groups(models, network, self.population, tables)
+        self._group_of = np.zeros(0, dtype=np.int64)  # group index per phone index (run)
         self.recorder = Recorder(policy, replication, record_segments)
         self.phones: dict[int, Phone] = {}
         self._bytes: dict[tuple, tuple[int, int]] = {}
@@ -104,21 +116,21 @@ class World:
         """Phone ``index``, created on first use."""
         p = self.phones.get(index)
         if p is None:
-            dev = Device(
-                index, self.device_cost, self.models.device.text_tokens, self.models.device.cfg_rows
-            )
-            p = Phone(dev, self._link("uplink", index), self._link("downlink", index))
+            drawn = index < len(self._group_of)  # before ``run`` (tests): the first group
+            g = self.groups[int(self._group_of[index]) if drawn else 0]
+            dev = Device(index, g.device_cost, g.device.text_tokens, g.device.cfg_rows)
+            p = Phone(dev, self._link("uplink", index, g), self._link("downlink", index, g))
             self.phones[index] = p
         return p
 
-    def _link(self, direction: str, index: int) -> Link:
-        net = self.network
+    def _link(self, direction: str, index: int, group: Group) -> Link:
+        net = group.network
         jitter = self.rng(f"{direction}-jitter", index) if net.jitter_ms > 0 else None
         loss = self.rng(f"{direction}-loss", index) if net.loss_rate > 0 else None
-        return Link.from_config(net, self._capacity(direction, index), jitter, loss)
+        return Link.from_config(net, self._capacity(direction, index, group), jitter, loss)
 
-    def _capacity(self, direction: str, index: int):
-        net = self.network
+    def _capacity(self, direction: str, index: int, group: Group):
+        net, tables = group.network, group.tables
         mbps = net.uplink_mbps if direction == "uplink" else net.downlink_mbps
         if net.capacity == "ideal":
             return None
@@ -127,9 +139,9 @@ class World:
         if net.capacity == "random":
             rng = self.rng(f"{direction}-capacity", index)
             return RandomCapacity(mbps, net.capacity_cv, net.capacity_interval_ms, rng)
-        table = self.tables[0] if direction == "uplink" else self.tables[1]
+        table = tables[0] if direction == "uplink" else tables[1]
         if net.align_traces:  # both directions at the uplink's offset: one recording, one clock
-            offset = self.rng("uplink-offset", index).uniform(0.0, self.tables[0].period_ms)
+            offset = self.rng("uplink-offset", index).uniform(0.0, tables[0].period_ms)
         else:
             offset = self.rng(f"{direction}-offset", index).uniform(0.0, table.period_ms)
         return table.capacity(offset)
@@ -140,7 +152,8 @@ class World:
         """Replay every image of ``traces`` under this world's arrivals; returns the records."""
         _check_traces(traces, self.workload)
         if traces.meta.get("device_head") == "plain":  # the policy's drafter has no Inter-Head
-            self.device_cost = self.device_cost.with_plain_head()
+            self.groups = [replace(g, device_cost=g.device_cost.with_plain_head())
+                           for g in self.groups]  # fmt: skip
         ops = traces.ops.copy()
         ops["dep"] = _waits(traces)  # replay reads op[10]: the exchange it waits for, or -1
         ops["decided"] = _op_index(traces)  # and op[11]: the op's index in its image
@@ -152,24 +165,32 @@ class World:
         self._tokens = traces.tokens_per_image
         self._where: list[tuple[int, int, int]] = []  # (position, image, phone) of each replay
         arrival = self.workload.arrival
+        self._group_of = draw_groups(self.groups, self.population, arrival, len(traces), self.rng)
+        if self.stop_above is not None:
+            q, limit_ms, cut = self.stop_above
+            ordered = arrival.kind != "closed_loop"  # Poisson: images start in position order
+            self.guard = PercentileGuard(self.env, len(traces), cut, q, limit_ms, ordered)
         if arrival.kind == "closed_loop":
             for d in range(min(arrival.devices, len(traces))):
                 self.env.process(self._closed_loop(d, range(d, len(traces), arrival.devices)))
         else:
             self.env.process(self._poisson(len(traces), arrival.rate_per_s))
-        self.env.run()
+        self.env.run(until=self.guard.stopped if self.guard is not None else None)
         meta = {
             "sim_end_ms": float(self.env.now),
             "cloud_iterations": self.cloud.iterations,
             "cloud_busy_ms": float(self.cloud.busy_ms),
             "phones": len(self.phones),
         }
+        if self.guard is not None:
+            meta["cut_short"] = self.guard.cut_short
         rec = self.recorder.frames(meta)
         self._energy_columns(rec.images)
         return rec
 
     def _energy_columns(self, df) -> None:
-        """Add ``ENERGY_COLUMNS`` to the image rows ``df`` (in place; ``ciarsim.sim.energy``)."""
+        """Add ``ENERGY_COLUMNS`` to the image rows ``df`` (in place; ``ciarsim.sim.energy``),
+        each image at its group's device power and radio; with a population, also ``group``."""
         where = {(img, dev): pos for pos, img, dev in self._where}
         pos = np.array([where[k] for k in zip(df["image"].tolist(), df["device"].tolist())],
                        dtype=np.int64)  # fmt: skip
@@ -180,20 +201,30 @@ class World:
             busy[p] = ms
         for p, ms in self._gpu.items():
             gpu[p] = ms
-        cloud, dev, net = self.models.cloud, self.models.device, self.network
-        radio = radio_model(resolve_radio(net.radio, net.capacity))
+        cloud = self.models.cloud
         r = np.array(self._radio, dtype=np.float64).reshape(-1, 6)
-        joules = radio_energy(
-            radio, r[:, 0].astype(np.int64), r[:, 1].astype(np.int64), r[:, 2] / 1000.0,
-            r[:, 3] / 1000.0, r[:, 4] / 1e6, r[:, 5] / 1e6, n,
-        )  # fmt: skip
+        phone = r[:, 0].astype(np.int64)
+        joules, tail = np.zeros(n), np.zeros(n)
+        for g, group in enumerate(self.groups):
+            mine = self._group_of[phone] == g if len(self.groups) > 1 else slice(None)
+            total, tail_g = radio_energy_parts(
+                group.radio, phone[mine], r[mine, 1].astype(np.int64), r[mine, 2] / 1000.0,
+                r[mine, 3] / 1000.0, r[mine, 4] / 1e6, r[mine, 5] / 1e6, n,
+            )  # fmt: skip
+            joules += total
+            tail += tail_g
+        group_of = self._group_of[df["device"].to_numpy(dtype=np.int64)]
+        watts = np.array([g.device_power_w for g in self.groups])[group_of]
         gpu_s = gpu[pos] / 1000.0
         price = cloud.usd_per_gpu_hour or usd_per_hour(cloud.hardware)
         df["cloud_gpu_s"] = gpu_s
-        df["energy_device_j"] = busy[pos] / 1000.0 * power_w(dev.hardware, dev.runtime)
+        df["energy_device_j"] = busy[pos] / 1000.0 * watts
         df["energy_radio_j"] = joules[pos]
+        df["energy_radio_tail_j"] = tail[pos]
         df["energy_cloud_j"] = gpu_s * power_w(cloud.hardware, cloud.runtime)
         df["cloud_usd"] = gpu_s / 3600.0 * price
+        if self.population:
+            df["group"] = np.array([g.name for g in self.groups], dtype=object)[group_of]
 
     def _closed_loop(self, d: int, positions: range):
         phone, think = self.phone(d), self.workload.arrival.think_time_ms
@@ -224,6 +255,8 @@ class World:
         image, d = self._images[pos], dev.index
         t0 = env.now
         self._where.append((pos, image, d))
+        if self.guard is not None:
+            self.guard.start(pos, t0)
         timeline = _Timeline(image, d, segs).answer if keep else None
         answers: list = []  # the answer event of each exchange, in issue order
         dev_ms = wasted_ms = busy_ms = 0.0
@@ -281,6 +314,8 @@ class World:
             len(answers), bytes_up, bytes_down, uploaded, verified, self._changed[pos],
             self._tokens, wasted_ms, exposed_ms, most, calls_wasted,
         ))  # fmt: skip
+        if self.guard is not None:
+            self.guard.finish(pos, latency)
 
     def _cloud_call(self, phone: Phone, op: tuple, nb_up: int, nb_down: int, timeline) -> "_Later":
         """Uplink -> cloud -> downlink for one OP_CLOUD row, chained by callbacks: one event per
@@ -419,15 +454,23 @@ def simulate(
     policy: str,
     tables: tuple[CapacityTable, CapacityTable] | None = None,
     record_segments: bool = True,
+    stop_above: tuple[float, float, int] | None = None,
+    population: list | None = None,
 ) -> SimRecords:
     """Replay ``traces`` in a fresh world; one row per image, one per op segment.
 
     ``tables``: pre-loaded uplink/downlink capacity tables for ``capacity: trace`` (else read
     from ``network``'s paths, relative to the current directory). ``record_segments=False``
-    skips the timeline rows (faster sweeps).
+    skips the timeline rows (faster sweeps). ``stop_above`` = (q, limit_ms, cut): stop as soon
+    as the q-th latency percentile of the images kept (``cut`` trimmed at each end by start
+    order) is certain to exceed ``limit_ms`` (``ciarsim.sim.guard``; capacity probes); the
+    records then hold the images finished so far and ``meta['cut_short']`` is True.
+    ``population``: the scenario's groups (``ciarsim.sim.population``): each phone on its group's
+    device and network, one shared cloud; the image rows gain a ``group`` column.
     """
     world = World(
         workload=workload, models=models, network=network, seed=seed,
         replication=replication, policy=policy, tables=tables, record_segments=record_segments,
+        stop_above=stop_above, population=population,
     )  # fmt: skip
     return world.run(traces)

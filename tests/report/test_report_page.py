@@ -20,7 +20,7 @@ from ciarsim.report.style import (
 
 FIGURES = ["latency_vs_rtt", "latency_vs_uplink", "speedup_vs_rtt", "speedup_vs_uplink",
            "speedup_map", "quality_vs_cost", "latency_breakdown", "timeline", "timeline_paper",
-           "tokens_base", "tokens_ciar"]  # fmt: skip
+           "tokens_base", "tokens_ciar", "energy_breakdown"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,9 @@ def test_pngs_are_images_of_the_intended_size(report):
 def test_tables_have_booktabs_rules_and_confidence_intervals(report):
     root, md = report
     tex = (root / "tables.tex").read_text()
-    assert tex.count(r"\toprule") == 2 and tex.count(r"\midrule") == 2
-    assert tex.count(r"\bottomrule") == 2 and r"\pm" in tex and "tab:latency" in tex
+    # latency, cost and quality, phone energy, cloud cost (ciarsim.report.energy)
+    assert tex.count(r"\toprule") == 4 and tex.count(r"\midrule") == 4
+    assert tex.count(r"\bottomrule") == 4 and r"\pm" in tex and "tab:latency" in tex
     summary = pd.read_csv(root / "summary_ci.csv")
     for col in ("latency_mean_ms_ci95", "latency_p95_ms_ci95", "latency_p99_ms_ci95",
                 "speedup_vs_base_ci95", "caption_consistency_ci95"):  # fmt: skip

@@ -47,10 +47,20 @@ def test_percentile_interval_brackets_the_estimate():
 @pytest.mark.parametrize("integer,truth,expect", [(False, 37.3, 37.3), (True, 37.3, 37),
                                                   (False, 0.001, 0.0), (False, 5000, 1024)])  # fmt: skip
 def test_search_brackets_then_bisects(integer, truth, expect):
-    fake = lambda x: Probe(x, x, x, x, 1, x <= truth)  # noqa: E731  latency grows with load
-    cap, bounded, probes = search(fake, start=4.0, integer=integer, rel_tol=0.01)
+    fake = lambda x, full: Probe(x, x, x, x, 1, x <= truth, 100 if full else 25)  # noqa: E731
+    cap, bounded, probes = search(fake, integer=integer, rel_tol=0.01, guess=lambda p: 4.0)
     assert cap == pytest.approx(expect, rel=0.01) and cap <= truth
-    assert bounded == (expect != 1024) and len(probes) < 25
+    assert bounded == (expect != 1024) and len(probes) < 30
+    if expect:  # the answer's ends were judged on full probes
+        judged = {p.load for p in probes if p.images == 100}
+        assert cap in judged and (not bounded or min(x for x in judged if x > cap) <= cap * 1.02 + 1)
+
+
+def test_search_rechecks_an_end_a_short_probe_got_wrong():
+    """Short probes think the capacity is 40; full ones know it is 30."""
+    fake = lambda x, full: Probe(x, x, x, x, 1, x <= (30 if full else 40), 100 if full else 25)  # noqa: E731
+    cap, bounded, _ = search(fake, integer=False, rel_tol=0.05, guess=lambda p: 4.0)
+    assert 30 / 1.05 <= cap <= 30 and bounded
 
 
 @pytest.mark.parametrize("rho", [0.5, 0.8])
@@ -95,3 +105,21 @@ def test_capacity_figure_is_written(tmp_path):
     run_capacity(tasks, tmp_path)
     paths = write_capacity_figure(tmp_path, 4 * S_MS, "p95<=50ms")
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+
+@pytest.mark.parametrize("kind,load", [("poisson", 1.5), ("closed_loop", 6)])
+def test_early_stop_only_cuts_certain_misses(kind, load):
+    """Overloaded M/D/1: the probe stops early, reports a miss with a lower bound below the full
+    replay's percentile; a probe that meets runs to the end with the same numbers."""
+    from ciarsim.runner.slo_probe import measure
+
+    traces = tile(_one_pass_trace(), 1500)
+    x = load * 1000 / S_MS if kind == "poisson" else load
+    stopped = measure(traces, MD1, "base", kind, x, 95, 3 * S_MS, early_stop=True)
+    full = measure(traces, MD1, "base", kind, x, 95, 3 * S_MS, early_stop=False)
+    assert stopped.stopped and not stopped.meets and not full.meets
+    assert 3 * S_MS <= stopped.latency_ms <= full.latency_ms and np.isnan(stopped.ci_high_ms)
+    easy = measure(traces, MD1, "base", "poisson", 0.3 * 1000 / S_MS, 95, 50 * S_MS)
+    plain = measure(traces, MD1, "base", "poisson", 0.3 * 1000 / S_MS, 95, 50 * S_MS,
+                    early_stop=False)  # fmt: skip
+    assert easy.meets and not easy.stopped and easy == plain

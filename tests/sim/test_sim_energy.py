@@ -99,6 +99,9 @@ def test_two_images_on_one_phone_have_the_hand_computed_radio_energy(think_ms):
     cut = think_ms < 10_000
     assert rows.energy_radio_j[0] == pytest.approx(PROMO + own + (1.06 * after if cut else TAIL))
     assert rows.energy_radio_j[1] == pytest.approx((0 if cut else PROMO) + own + TAIL)
+    # the tail part: the cut tail between uplink and downlink, then the one after the image
+    assert rows.energy_radio_tail_j[0] == pytest.approx(1.06 * inner + (1.06 * after if cut else TAIL))
+    assert rows.energy_radio_tail_j[1] == pytest.approx(1.06 * inner + TAIL)
 
 
 def test_device_and_cloud_energy_and_cost_columns():
