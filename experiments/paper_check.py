@@ -163,6 +163,24 @@ def device_speed_md(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def network_steps(tau: float, images: int, workers: int) -> dict:
+    """Steps 4 and 6: the RTT sweeps (break_even.json) and the device-speed sweep, at ciar's
+    ``tau``; what a change to the link model or the phone's costs makes stale."""
+    common, imgs = ["--workers", str(workers)], ["--set", f"workload.images={images}"]
+    rtts = "[0, 5, 10, 20, 40, 70, 100, 150, 200]"
+    pol = "[{name: base}, {name: ciar, tau: %r}]" % tau
+    for name, scenario in (("rtt-ideal-hardware", "scenarios/ideal.yaml"),
+                           ("rtt-4g-phone", "scenarios/4g.yaml")):  # fmt: skip
+        extra = ["--set", "network.capacity=constant", "--set", "network.uplink_mbps=11.2",
+                 "--set", "network.downlink_mbps=13.9"] if "ideal" in scenario else []  # fmt: skip
+        ciarsim("run", scenario, "--out", str(OUT / name), *common, *imgs, *extra,
+                "--set", f"policies={pol}", "--set", f"sweep={{network.rtt_ms: {rtts}}}")
+    be = {name: break_even(OUT / name) for name in ("rtt-ideal-hardware", "rtt-4g-phone")}
+    (OUT / "break_even.json").write_text(json.dumps(be, indent=2))
+    write_speed(device_speed(tau, images, workers))
+    return be
+
+
 def write_speed(df: pd.DataFrame) -> None:
     df.to_csv(OUT / "device_speed.csv", index=False)
     (OUT / "device-speed.md").write_text(device_speed_md(df))
@@ -252,16 +270,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--parity-images", type=int, default=64, help="test prompts per parity-bisection point")
     ap.add_argument("--parity-only", action="store_true", help="only the parity budgets (parity.json)")
-    ap.add_argument("--speed-only", action="store_true",
-                    help="only the device-speed sweep (step 6), at ciar's tau in scenarios/4g.yaml")
+    ap.add_argument("--network-only", action="store_true",
+                    help="only the RTT and device-speed sweeps (steps 4 and 6), at ciar's tau in scenarios/4g.yaml")
     ap.add_argument("--update-scenarios", action="store_true",
                     help="write the calibrated table taus into scenarios/*.yaml (after retraining the models)")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    if a.speed_only:
+    if a.network_only:
         tau = next(float(p["tau"]) for p in yaml.safe_load(Path("scenarios/4g.yaml").read_text())["policies"]
                    if p["name"] == "ciar")
-        write_speed(device_speed(tau, a.images, a.workers))
+        print(json.dumps(network_steps(tau, a.images, a.workers), indent=2))
         return
     parity = parity_budget(a.parity_images, calibration_images=a.calibration_images)
     (OUT / "parity.json").write_text(json.dumps(parity, indent=2))
@@ -285,17 +303,7 @@ def main() -> None:
                 f"{{name: gated, signal: {s}, k: 8}}" for s in SIGNALS) + ", {name: ciar}]")  # fmt: skip
     curve = pd.read_csv(OUT / "thresholds" / "summary.csv")
     curve.to_csv(OUT / "thresholds.csv", index=False)
-    rtts = "[0, 5, 10, 20, 40, 70, 100, 150, 200]"
-    pol = "[{name: base}, {name: ciar, tau: %r}]" % taus["table"]["interval"]
-    for name, scenario in (("rtt-ideal-hardware", "scenarios/ideal.yaml"),
-                           ("rtt-4g-phone", "scenarios/4g.yaml")):  # fmt: skip
-        extra = ["--set", "network.capacity=constant", "--set", "network.uplink_mbps=11.2",
-                 "--set", "network.downlink_mbps=13.9"] if "ideal" in scenario else []  # fmt: skip
-        ciarsim("run", scenario, "--out", str(OUT / name), *common, *images, *extra,
-                "--set", f"policies={pol}", "--set", f"sweep={{network.rtt_ms: {rtts}}}")
-    be = {name: break_even(OUT / name) for name in ("rtt-ideal-hardware", "rtt-4g-phone")}
-    (OUT / "break_even.json").write_text(json.dumps(be, indent=2))
-    write_speed(device_speed(taus["table"]["interval"], a.images, a.workers))
+    be = network_steps(taus["table"]["interval"], a.images, a.workers)
     print(table.to_string(index=False))
     print(json.dumps(be, indent=2))
 

@@ -35,3 +35,16 @@ def test_compressed_save_round_trips(tmp_path):
     ts.save(tmp_path / "b.npz")
     assert TraceSet.load(tmp_path / "a.npz").digest() == ts.digest()
     assert (tmp_path / "a.npz").stat().st_size < (tmp_path / "b.npz").stat().st_size
+
+
+def test_the_default_set_ships_current_traces_for_the_readme_first_command():
+    """`ciarsim run scenarios/4g.yaml` replays shipped traces instead of decoding (~3 min) only
+    while they match the models, prompts, policies and decision-layer code: a change to any of
+    those must refresh them (`python benchmarks/ship_traces.py`) in the same commit."""
+    from ciarsim.runner.ship import shipped_status
+    from ciarsim.scenario.loader import load_scenario
+
+    missing, stale = shipped_status(load_scenario(Path(__file__).parents[2] / "scenarios" / "4g.yaml"))
+    assert not missing and not stale, (
+        f"models/shapes-256/traces: {len(missing)} trace sets missing, {len(stale)} stale; "
+        "run `python benchmarks/ship_traces.py` and commit the folder")
