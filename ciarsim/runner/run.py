@@ -156,7 +156,7 @@ def _variants(policy, sc, prompts, models, decision) -> tuple:
     ) for c in policy.candidates)  # fmt: skip
 
 
-def _decode_jobs(jobs: list[Job]) -> list[Job]:
+def decode_jobs(jobs: list[Job]) -> list[Job]:
     """What the decode phase must produce for ``jobs``: each job's traces, or for an adaptive
     job each candidate's test and validation traces."""
     out = []
@@ -259,7 +259,7 @@ def run_scenario(
     todo = [j for j in jobs if force or not j.part.with_suffix(".images.parquet").exists()]
     cache = TraceCache(cache_dir, (shipped_dir(scenario.models.checkpoints),))
     first_of_key: dict[str, Job] = {}
-    for j in _decode_jobs(todo):
+    for j in decode_jobs(todo):
         first_of_key.setdefault(j.trace_key, j)
     to_decode = [j for j in first_of_key.values() if not cache.path(j.trace_key).exists()]
     total = len(to_decode) + len(todo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ciarsim.runner.run import _decode_jobs, decode_task, plan_jobs
+from ciarsim.runner.run import decode_jobs, decode_task, plan_jobs
 from ciarsim.runner.trace_cache import TraceCache, shipped_dir
 from ciarsim.scenario.schema import Scenario
 from ciarsim.trace import TraceSet
@@ -14,7 +14,7 @@ from ciarsim.trace import TraceSet
 def needed_keys(scenario: Scenario) -> list[str]:
     """The trace keys a run of ``scenario`` decodes (every point and candidate), sorted."""
     _, jobs = plan_jobs(scenario, Path("/nonexistent"))
-    return sorted({j.trace_key for j in _decode_jobs(jobs)})
+    return sorted({j.trace_key for j in decode_jobs(jobs)})
 
 
 def shipped_status(scenario: Scenario) -> tuple[list[str], list[Path]]:
@@ -32,7 +32,7 @@ def ship_traces(scenario: Scenario, cache_dir: Path, workers: int = 1) -> tuple[
 
     _, jobs = plan_jobs(scenario, Path("/nonexistent"))
     first = {}
-    for j in _decode_jobs(jobs):
+    for j in decode_jobs(jobs):
         first.setdefault(j.trace_key, j)
     folder = shipped_dir(scenario.models.checkpoints)
     new = {k: j for k, j in first.items() if not (folder / f"{k}.npz").exists()}  # a key names its content
