@@ -128,13 +128,16 @@ def plan_jobs(scenario: Scenario, out_dir: Path, dirty: bool | None = None,
             checkpoints[sc.models.checkpoints] = provenance.checkpoint_digests(sc.models.checkpoints)
         models = checkpoints[sc.models.checkpoints]
         capacity = provenance.capacity_trace_digests(sc.network)
+        plain = {p.display: trace_key(p.model_dump(mode="json"), prompts, models, sc.seed, decision)
+                 for p in sc.policies if p.name != "adaptive"}  # fmt: skip
+        pinned = {g.name: plain[g.policy] for g in sc.population if g.policy}  # groups on another policy
         for policy in sc.policies:
             variants = _variants(policy, sc, prompts, models, decision)
             key = (hashlib.sha256("|".join(v.test_key + v.validation_key for v in variants).encode())
-                   .hexdigest()[:24] if variants else
-                   trace_key(policy.model_dump(mode="json"), prompts, models, sc.seed, decision))
+                   .hexdigest()[:24] if variants else plain[policy.display])
             inputs = {"code_version": code, "trace_key": key, "capacity_traces": capacity,
-                      "segments": messages == "all" or pt.index == 0}  # fmt: skip
+                      "segments": messages == "all" or pt.index == 0,
+                      **({"group_traces": pinned} if pinned else {})}  # fmt: skip
             for rep in range(sc.replications):
                 label = policy.display
                 stem = f"{pt.key}-{_slug(label)}-r{rep}-{_part_id(pt.key, label, rep, inputs)}"
@@ -212,15 +215,17 @@ def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
         traces = load(job.variants[pick].test_key)
     else:
         traces = TraceSet.load(cache.path(job.trace_key))
+    groups = {name: TraceSet.load(cache.path(key)) for name, key in job.meta.get("group_traces", {}).items()}
     rec = simulate(
         traces, workload=sc.workload, models=sc.models, network=sc.network,
         seed=replication_seed(sc.seed, job.replication), replication=job.replication,
         policy=job.label, record_segments=job.meta["segments"], population=sc.population,
+        group_traces=groups,
     )  # fmt: skip
     if job.replication == 0 and job.point.index == 0:  # one writer per file: deterministic
         _write_samples(Path(out_dir) / "samples" / f"{_slug(job.label)}.npz", traces)
     msgs = _tag(rec.messages, job.point, job.label, job.replication)
-    imgs = _with_quality(_tag(rec.images, job.point, job.label, job.replication), traces)
+    imgs = _with_quality(_tag(rec.images, job.point, job.label, job.replication), traces, groups)
     store.write_table(msgs, job.part.with_suffix(".messages.parquet"))
     meta = {**job.meta, **extra, "replay_s": round(time.perf_counter() - started, 3)}
     store.write_text(job.part.with_suffix(".meta.json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -318,9 +323,20 @@ def _write_samples(path: Path, traces: TraceSet) -> None:
     store.write_atomic(path, write)
 
 
-def _with_quality(df: pd.DataFrame, traces: TraceSet) -> pd.DataFrame:
+def _with_quality(df: pd.DataFrame, traces: TraceSet, groups: dict | None = None) -> pd.DataFrame:
     """Add decision-layer columns to ``df``: cloud forward passes per image and, when the trace
-    carries them, image-quality scores (per image, and the set's FD)."""
+    carries them, image-quality scores (per image, and the set's FD). Rows of a population group
+    pinned to another policy (``groups``: name -> its traces) take that policy's values (its FD
+    is that policy's set's)."""
+    df = _quality_columns(df, traces)
+    for name, ts in (groups or {}).items():
+        mine = df["group"] == name
+        if mine.any():
+            df.loc[mine, list(_quality_columns(df[mine].copy(), ts).columns)] = _quality_columns(df[mine].copy(), ts)
+    return df
+
+
+def _quality_columns(df: pd.DataFrame, traces: TraceSet) -> pd.DataFrame:
     passes = {int(traces.images[i]): traces.image(i).cloud_passes for i in range(len(traces))}
     df["cloud_passes"] = df["image"].map(passes).astype("int64")
     q = traces.meta.get("quality")

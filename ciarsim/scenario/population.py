@@ -4,8 +4,9 @@
 Each group has a ``name``, a ``share`` of the arrivals (Poisson: of the images; closed loop: of
 the devices) and, optionally, its own ``device`` (a full device block: model, hardware, runtime,
 ...) and ``network`` (a full network block); what a group leaves out is the scenario's own
-``models.device`` / ``network``. Every group runs the policy under test, on the scenario's one
-cloud. The world draws each arrival's group from the shares with its own seeded generator
+``models.device`` / ``network``. A group runs the policy under test on the scenario's one cloud,
+unless its ``policy`` names another of the scenario's policies (checked by the schema), which its
+phones then always run. The world draws each arrival's group from the shares with its own seeded generator
 (``ciarsim.sim.population``); results carry a ``group`` column and the summary one row per
 group beside the population's. Shares must be positive and sum to 1; a group's network cannot
 replay capacity traces (``capacity: trace``: its paths would not be resolved).

@@ -408,6 +408,9 @@ class GroupConfig(Frozen):
         description="The group's device block (default: models.device).")] = None
     network: Annotated[NetworkConfig | None, Field(
         description="The group's network block (default: the scenario's network).")] = None
+    policy: Annotated[str | None, Field(description=(
+        "The label of one of the scenario's policies that this group always runs (default: the "
+        "policy under test), so different protocols share the one cloud."))] = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,6 +440,11 @@ class Scenario(Frozen):
         from ciarsim.scenario.population import check_population  # noqa: PLC0415
 
         check_population(self.population)
+        labels = {p.display for p in self.policies if p.name != "adaptive"}
+        for i, g in enumerate(self.population):
+            if g.policy is not None and g.policy not in labels:
+                raise ValueError(f"population[{i}] ({g.name}): policy {g.policy!r} is not the label of "
+                                 f"one of the scenario's policies (adaptive excluded): {sorted(labels)}")
         return self
 
     @model_validator(mode="before")

@@ -98,6 +98,7 @@ class World:
         self.tables = tables  # the scenario network's capacity tables (None: not 'trace')
         self.groups = build_groups(models, network, self.population, tables)
         self._group_of = np.zeros(0, dtype=np.int64)  # group index per phone index (run)
+        self.policy = policy  # the label of the policy under test
         self.recorder = Recorder(policy, replication, record_segments)
         self.phones: dict[int, Phone] = {}
         self._bytes: dict[tuple, tuple[int, int]] = {}
@@ -148,20 +149,22 @@ class World:
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, traces: TraceSet) -> SimRecords:
-        """Replay every image of ``traces`` under this world's arrivals; returns the records."""
-        _check_traces(traces, self.workload)
-        if traces.meta.get("device_head") == "plain":  # the policy's drafter has no Inter-Head
-            self.groups = [replace(g, device_cost=g.device_cost.with_plain_head())
-                           for g in self.groups]  # fmt: skip
-        ops = traces.ops.copy()
-        ops["dep"] = _waits(traces)  # replay reads op[10]: the exchange it waits for, or -1
-        ops["decided"] = _op_index(traces)  # and op[11]: the op's index in its image
-        ops, lo = ops.tolist(), traces.offsets.tolist()
-        self._ops = [ops[lo[i]:lo[i + 1]] for i in range(len(traces))]
-        self._static = _static_columns(traces)
+    def run(self, traces: TraceSet, group_traces: dict[str, TraceSet] | None = None) -> SimRecords:
+        """Replay every image of ``traces`` under this world's arrivals; returns the records.
+        ``group_traces``: population groups that run another policy (group name -> its trace
+        set of the same prompts): their phones replay that set's image instead."""
+        sets = [(group_traces or {}).get(g.name, traces) for g in self.groups]
+        for ts in sets:
+            _check_traces(ts, self.workload)
+            if not np.array_equal(ts.images, traces.images):
+                raise ScenarioError("population: a group's policy was decoded on other prompts than the "
+                                    "policy under test; both must come from the same workload")  # fmt: skip
+        self.groups = [replace(g, device_cost=g.device_cost.with_plain_head())
+                       if ts.meta.get("device_head") == "plain" else g  # its drafter has no Inter-Head
+                       for g, ts in zip(self.groups, sets)]  # fmt: skip
+        prepared = {id(ts): _prepare(ts) for ts in sets}
+        self._by_group = [prepared[id(ts)] for ts in sets]  # (ops, static, changed) per group
         self._images = traces.images.tolist()
-        self._changed = (traces.source == SOURCE_CLOUD_RESAMPLED).sum(axis=1).tolist()
         self._tokens = traces.tokens_per_image
         self._where: list[tuple[int, int, int]] = []  # (position, image, phone) of each replay
         arrival = self.workload.arrival
@@ -225,6 +228,8 @@ class World:
         df["cloud_usd"] = gpu_s / 3600.0 * price
         if self.population:
             df["group"] = np.array([g.name for g in self.groups], dtype=object)[group_of]
+            df["group_policy"] = np.array([getattr(g, "policy", None) or self.policy for g in self.population],
+                                          dtype=object)[group_of]  # fmt: skip
 
     def _closed_loop(self, d: int, positions: range):
         phone, think = self.phone(d), self.workload.arrival.think_time_ms
@@ -261,7 +266,8 @@ class World:
         answers: list = []  # the answer event of each exchange, in issue order
         dev_ms = wasted_ms = busy_ms = 0.0
         bytes_up = bytes_down = 0
-        for op in self._ops[pos]:
+        own_ops, static, changed = self._by_group[int(self._group_of[d]) if len(self._by_group) > 1 else 0]
+        for op in own_ops[pos]:
             w = op[10]  # the exchange whose answer this op waits for, else -1 (see run)
             if w >= 0 and answers[w].callbacks is not None:  # not arrived yet: block
                 yield answers[w]
@@ -305,13 +311,13 @@ class World:
                 last = rd.arrival_ms
         if most > 1:
             most = _most_in_flight(answers)
-        uploaded, verified, calls_wasted = self._static[pos]
+        uploaded, verified, calls_wasted = static[pos]
         self._busy[pos], self._gpu[pos] = busy_ms, gpu_ms
         latency = env.now - t0
         exposed_ms = max(latency - dev_ms, 0.0)  # the thread computes or waits, nothing else
         self.recorder.image((
             image, d, t0, env.now, latency, dev_ms, up_ms, down_ms, prop_ms, q_ms, c_ms,
-            len(answers), bytes_up, bytes_down, uploaded, verified, self._changed[pos],
+            len(answers), bytes_up, bytes_down, uploaded, verified, changed[pos],
             self._tokens, wasted_ms, exposed_ms, most, calls_wasted,
         ))  # fmt: skip
         if self.guard is not None:
@@ -418,6 +424,18 @@ def _op_index(traces: TraceSet) -> np.ndarray:
     return np.arange(len(traces.ops)) - np.repeat(traces.offsets[:-1], lengths)
 
 
+def _prepare(traces: TraceSet) -> tuple[list, list, list]:
+    """Per image of ``traces``: its op rows as tuples (with ``dep`` = the exchange each op waits
+    for, or -1, and ``decided`` = the op's index in its image), its static columns and how many
+    tokens the cloud changed."""
+    ops = traces.ops.copy()
+    ops["dep"] = _waits(traces)  # replay reads op[10]: the exchange it waits for, or -1
+    ops["decided"] = _op_index(traces)  # and op[11]: the op's index in its image
+    ops, lo = ops.tolist(), traces.offsets.tolist()
+    changed = (traces.source == SOURCE_CLOUD_RESAMPLED).sum(axis=1).tolist()
+    return [ops[lo[i]:lo[i + 1]] for i in range(len(traces))], _static_columns(traces), changed
+
+
 def _static_columns(traces: TraceSet) -> list[tuple[int, float, int]]:
     """Per image, what needs no timing: (tokens_uploaded, tokens_verified, cloud_calls_wasted).
     tokens_verified sums ``decided`` over the exchanges not marked wasted: NaN if any of them
@@ -456,6 +474,7 @@ def simulate(
     record_segments: bool = True,
     stop_above: tuple[float, float, int] | None = None,
     population: list | None = None,
+    group_traces: dict[str, TraceSet] | None = None,
 ) -> SimRecords:
     """Replay ``traces`` in a fresh world; one row per image, one per op segment.
 
@@ -466,11 +485,13 @@ def simulate(
     order) is certain to exceed ``limit_ms`` (``ciarsim.sim.guard``; capacity probes); the
     records then hold the images finished so far and ``meta['cut_short']`` is True.
     ``population``: the scenario's groups (``ciarsim.sim.population``): each phone on its group's
-    device and network, one shared cloud; the image rows gain a ``group`` column.
+    device and network, one shared cloud; the image rows gain a ``group`` column and a
+    ``group_policy`` one. ``group_traces``: the trace sets of groups pinned to another policy
+    (``GroupConfig.policy``; group name -> traces of the same prompts).
     """
     world = World(
         workload=workload, models=models, network=network, seed=seed,
         replication=replication, policy=policy, tables=tables, record_segments=record_segments,
         stop_above=stop_above, population=population,
     )  # fmt: skip
-    return world.run(traces)
+    return world.run(traces, group_traces)

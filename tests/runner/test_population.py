@@ -54,9 +54,9 @@ def test_population_gives_per_group_results(tmp_path):
 def test_one_group_of_everyone_equals_the_plain_scenario(tmp_path):
     plain, plain_summary = _run(PLAIN, tmp_path, "plain")
     one, one_summary = _run(PLAIN + "population: [{name: all-phones, share: 1}]\n", tmp_path, "one")
-    assert (one["group"] == "all-phones").all()
+    assert (one["group"] == "all-phones").all() and (one["group_policy"] == one["policy"]).all()
     # the point key hashes the scenario text; everything else is the same
-    pd.testing.assert_frame_equal(one.drop(columns=["group", "point"]), plain.drop(columns="point"))
+    pd.testing.assert_frame_equal(one.drop(columns=["group", "group_policy", "point"]), plain.drop(columns="point"))
     overall = one_summary[one_summary.group == "all"].drop(columns=["group", "point"])
     pd.testing.assert_frame_equal(overall.reset_index(drop=True), plain_summary.drop(columns="point"))
 
@@ -73,3 +73,29 @@ def test_shares_must_sum_to_one(tmp_path):
 def test_group_names_unique():
     with pytest.raises(Exception, match="group names must be unique"):
         parse_scenario(PLAIN + "population: [{name: a, share: 0.5}, {name: a, share: 0.5}]\n")
+
+
+PINNED = PLAIN + """
+population:
+  - {name: phones-lte, share: 0.6}
+  - {name: legacy, share: 0.4, policy: base}
+"""
+
+
+def test_a_group_pinned_to_a_policy_replays_that_policy_on_the_shared_cloud(tmp_path):
+    df, _ = _run(PINNED, tmp_path, "pinned")
+    plain, _ = _run(PLAIN, tmp_path, "plain")
+    part = df[df.policy == "device_only"]  # the policy under test; the legacy group runs base
+    legacy, rest = part[part.group == "legacy"], part[part.group == "phones-lte"]
+    assert len(legacy) and len(rest)
+    assert (legacy.group_policy == "base").all() and (rest.group_policy == "device_only").all()
+    # what each image did is its own policy's: base makes one exchange, device_only none
+    assert (legacy.cloud_calls == 1).all() and (rest.cloud_calls == 0).all()
+    plain_passes = plain.groupby("policy")["cloud_passes"].first()
+    assert (legacy.cloud_passes == plain_passes["base"]).all()
+    assert (rest.cloud_passes == plain_passes["device_only"]).all()
+
+
+def test_a_group_policy_must_name_one_of_the_scenarios_policies():
+    with pytest.raises(Exception, match="policy 'ciar' is not the label"):
+        parse_scenario(PLAIN + "population: [{name: a, share: 1, policy: ciar}]\n")
