@@ -332,7 +332,8 @@ def _with_quality(df: pd.DataFrame, traces: TraceSet, groups: dict | None = None
     for name, ts in (groups or {}).items():
         mine = df["group"] == name
         if mine.any():
-            df.loc[mine, list(_quality_columns(df[mine].copy(), ts).columns)] = _quality_columns(df[mine].copy(), ts)
+            own = _quality_columns(df[mine].copy(), ts)
+            df.loc[mine, own.columns] = own
     return df
 
 

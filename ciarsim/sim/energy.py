@@ -118,25 +118,11 @@ def radio_energy(
     mbit_up: np.ndarray,
     mbit_down: np.ndarray,
     n_owners: int,
-) -> np.ndarray:
-    """Radio energy per owner (J): transfers ``i`` of ``phone[i]`` occupying the radio from
-    ``start_s[i]`` to ``end_s[i]``, charged to ``owner[i]`` in ``0..n_owners-1`` as the module
-    docstring says. Vectorised: one sort, no Python loop over transfers."""
-    return radio_energy_parts(model, phone, owner, start_s, end_s, mbit_up, mbit_down, n_owners)[0]
-
-
-def radio_energy_parts(
-    model: RadioModel,
-    phone: np.ndarray,
-    owner: np.ndarray,
-    start_s: np.ndarray,
-    end_s: np.ndarray,
-    mbit_up: np.ndarray,
-    mbit_down: np.ndarray,
-    n_owners: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """As ``radio_energy``: (total, tail) per owner (J); ``tail`` is the part spent in the tail
-    after busy spells (the rest: active transfer and promotions)."""
+    """Radio energy per owner (J) as (total, tail): transfers ``i`` of ``phone[i]`` occupying the
+    radio from ``start_s[i]`` to ``end_s[i]``, charged to ``owner[i]`` in ``0..n_owners-1`` as the
+    module docstring says; ``tail`` is the part spent in the tail after busy spells (the rest:
+    active transfer and promotions). Vectorised: one sort, no Python loop over transfers."""
     out = np.bincount(
         owner, model.alpha_up_w_per_mbps * mbit_up + model.alpha_down_w_per_mbps * mbit_down,
         minlength=n_owners,

@@ -35,7 +35,7 @@ from ciarsim.sim.capacity import (
 from ciarsim.sim.cloud import CloudServer
 from ciarsim.sim.costs import CostModel, validate_names
 from ciarsim.sim.device import Device
-from ciarsim.sim.energy import power_w, radio_energy_parts, usd_per_hour
+from ciarsim.sim.energy import power_w, radio_energy, usd_per_hour
 from ciarsim.sim.guard import PercentileGuard
 from ciarsim.sim.link import Link
 from ciarsim.sim.payload import PayloadSizer
@@ -210,7 +210,7 @@ class World:
         joules, tail = np.zeros(n), np.zeros(n)
         for g, group in enumerate(self.groups):
             mine = self._group_of[phone] == g if len(self.groups) > 1 else slice(None)
-            total, tail_g = radio_energy_parts(
+            total, tail_g = radio_energy(
                 group.radio, phone[mine], r[mine, 1].astype(np.int64), r[mine, 2] / 1000.0,
                 r[mine, 3] / 1000.0, r[mine, 4] / 1e6, r[mine, 5] / 1e6, n,
             )  # fmt: skip

@@ -25,7 +25,7 @@ def _two_messages(gap_s: float) -> np.ndarray:
     return radio_energy(
         LTE, np.array([0, 0]), np.array([0, 1]), np.array([0.0, 0.5 + gap_s]),
         np.array([0.5, 0.7 + gap_s]), np.array([1.0, 0.0]), np.array([0.0, 0.2]), 2,
-    )  # fmt: skip
+    )[0]  # fmt: skip
 
 
 def test_lte_tail_cut_short_by_the_next_message():
@@ -45,7 +45,7 @@ def test_overlapping_transfers_merge_and_phones_are_independent():
     e = radio_energy(
         LTE, np.array([3, 3, 1]), np.array([0, 0, 1]), np.array([0.0, 1.0, 0.0]),
         np.array([1.5, 2.0, 1.0]), np.zeros(3), np.zeros(3), 2,
-    )  # fmt: skip
+    )[0]  # fmt: skip
     assert e[0] == pytest.approx(PROMO + 1.2 * 2.0 + TAIL)
     assert e[1] == pytest.approx(PROMO + 1.2 * 1.0 + TAIL)
 
