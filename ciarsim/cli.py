@@ -389,6 +389,25 @@ def train(
                         phi_every=phi_every, kl=kl, data=data)  # fmt: skip
     check_options(what, opts)  # bad options fail before any training starts
     _writable_folder(out_dir, "--out")
+    with _train_progress() as progress:
+        cards = train_models(what, out_dir, opts, progress)
+    if "classifier" in cards:
+        out.print(f"classifier: held-out accuracy {cards['classifier'].get('heldout_accuracy', cards['classifier'])}")
+    out.print(f"wrote checkpoints to {out_dir} (see {out_dir}/CARD.md)")
+
+
+@contextlib.contextmanager
+def _train_progress() -> Iterator[Callable[[str, int, int, dict], None]]:
+    """A ``progress(stage, step, total, metrics)`` callback for training: one live bar per stage
+    on a terminal, else a plain line per report (for logs of background runs)."""
+
+    def info(metrics: dict) -> str:
+        return " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+
+    if not err.is_terminal:
+        yield lambda stage, step, total, metrics: err.print(
+            f"{stage}: step {step}/{total} {info(metrics)}", highlight=False, markup=False, soft_wrap=True)
+        return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"), console=err,
@@ -398,13 +417,9 @@ def train(
         def progress(stage: str, step: int, total: int, metrics: dict) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total, info="")
-            info = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
-            bar.update(tasks[stage], completed=step, total=total, info=info)
+            bar.update(tasks[stage], completed=step, total=total, info=info(metrics))
 
-        cards = train_models(what, out_dir, opts, progress)
-    if "classifier" in cards:
-        out.print(f"classifier: held-out accuracy {cards['classifier'].get('heldout_accuracy', cards['classifier'])}")
-    out.print(f"wrote checkpoints to {out_dir} (see {out_dir}/CARD.md)")
+        yield progress
 
 
 def _ints(text: str, name: str) -> list[int]:

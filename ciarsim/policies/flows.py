@@ -131,21 +131,23 @@ class GateFlow:
             inject_mask = (source[:, t] == SOURCE_DEVICE_KEPT) if self.inject else None
         return self.traces(tokens, source, u_score, send)
 
-    def traces(self, tokens, source, u_score, send) -> list[ImageTrace]:
-        """Per-image traces from the decisions: the schedule arranges the exchanges."""
+    def traces(self, tokens, source, u_score, send, lag_miss=None) -> list[ImageTrace]:
+        """Per-image traces from the decisions: the schedule arranges the exchanges.
+        ``lag_miss`` (N, T): blind drafts the device's own check rejected (``ciar_batched``)."""
         changed = source == SOURCE_CLOUD_RESAMPLED
         out = []
         for k, i in enumerate(self.images):
             run = GateRun(self.T, self.prefix, send[k], changed[k], self.inject, self.extra_up,
-                          self.dists_up, self.burst)  # fmt: skip
+                          self.dists_up, self.burst, None if lag_miss is None else lag_miss[k])  # fmt: skip
             ops = np.array(self.schedule(run), dtype=OP_DTYPE)
             out.append(ImageTrace(int(i), ops, tokens[k], u_score[k], source[k]))
         return out
 
-    def _device_position(self, t, view, p, ut, tokens, source, u_score):
-        """Draft position t for every image, gate and verify; returns (send mask, drafts)."""
+    def _device_position(self, t, view, p, ut, tokens, source, u_score, x=None):
+        """Draft position t for every image, gate and verify; returns (send mask, drafts).
+        ``x``: drafts made otherwise (distributed as the view's q), used instead of a fresh draw."""
         q = self.s.probs(view.device_logits)
-        x = S.draw(q, ut[:, S.U_DRAFT])
+        x = S.draw(q, ut[:, S.U_DRAFT]) if x is None else x
         send = np.zeros(len(x), bool)
         if self.gate is not None:
             q_raw = torch.softmax(view.device_logits.double(), -1).numpy()

@@ -46,11 +46,15 @@ def relaxed_acceptor(nbrs: np.ndarray, delta: float):
     return acceptor
 
 
-def flow(policy, images, T, seed, models) -> SpecFlow:
+def acceptor_for(models, k: int, delta: float):
+    """``relaxed_acceptor`` over the k nearest neighbours in ``models``' VQ codebook."""
     codes = models.tokenizer.code_vectors.detach().float().numpy()
-    nbrs = _neighbours_of(id(models), codes.tobytes(), codes.shape, policy.k)
+    return relaxed_acceptor(_neighbours_of(id(models), codes.tobytes(), codes.shape, k), delta)
+
+
+def flow(policy, images, T, seed, models) -> SpecFlow:
     return SpecFlow(images=images, T=T, seed=seed, models=models, sampling=sampling_of(policy),
-                    gamma=policy.gamma, acceptor=relaxed_acceptor(nbrs, policy.delta))
+                    gamma=policy.gamma, acceptor=acceptor_for(models, policy.k, policy.delta))
 
 
 def decode(policy, workload, models_cfg, seed, models=None, quality=True):

@@ -13,7 +13,7 @@ import torch
 # Columns of the main per-position uniform stream.
 U_DRAFT, U_ACCEPT, U_RESAMPLE, U_CLOUD, U_GATE = range(5)
 N_MAIN = 5
-STREAM_MAIN, STREAM_UHLM = 0, 1
+STREAM_MAIN, STREAM_UHLM, STREAM_LAG_CHECK = 0, 1, 2  # LAG_CHECK: ciar_batched's own check (main columns)
 
 
 def uniforms(seed: int, images: np.ndarray, positions: int, stream: int, cols: int) -> np.ndarray:

@@ -45,6 +45,7 @@ class GateRun:
     extra_up: int = 0  # extra token ids per request (top-k sets)
     dists_up: int = 0  # full distributions per request (U-HLM)
     burst: int = 0  # cloud-generated tokens that follow each answer (cloud_burst)
+    lag_miss: np.ndarray | None = None  # (T,) bool: blind drafts the device's own check rejected
 
 
 Schedule = Callable[[GateRun], list]
@@ -171,10 +172,13 @@ def relaxed(run: GateRun, window: int = 0, rows_of: int = 0, lag: int = 0) -> li
     features of the rest) in one message; the cloud's replacements are patched in and the later
     drafts stay. The device drafts ``lag`` more positions while the answer is in flight (0: it
     waits), then, if anything changed, re-ingests from the first change in one pass (its KV cache
-    held its drafts)."""
+    held its drafts). With ``run.lag_miss`` (lag_check) that pass also checks the blind drafts:
+    those from the first rejected one on are thrown away (charged) and redrafted."""
     ops, sync, m, T = opening(run), _Sync(run), run.prefix, run.T
     t = m  # next position to draft
-    for s, e in windows(m, T, window, rows_of, lag):
+    spans = (checked_spans(m, T, window, rows_of, lag) if run.lag_miss is not None else
+             [(s, e, min(lag, T - e)) for s, e in windows(m, T, window, rows_of, lag)])
+    for s, e, ahead in spans:  # positions e .. e + ahead - 1 are drafted blind
         unc = np.flatnonzero(run.send[s:e]) + s
         if len(unc) == 0:
             continue
@@ -185,17 +189,31 @@ def relaxed(run: GateRun, window: int = 0, rows_of: int = 0, lag: int = 0) -> li
         hit = unc[run.changed[unc]]
         ops.append(sync.request(e - 1, e - sync.known - len(unc), changed=len(hit) > 0,
                                 decided=len(unc)))  # fmt: skip
-        req, ahead = len(ops) - 1, min(lag, T - e)  # positions e .. e + ahead - 1 drafted blind
-        ops += filter(None, [_draft(e + 1, e + ahead - 1, m, dep=DEP_NONE)])
+        req = len(ops) - 1
+        miss = np.flatnonzero(run.lag_miss[e:e + ahead]) + e if run.lag_miss is not None and len(hit) else []
+        r = int(miss[0]) if len(miss) else e + ahead  # the first blind draft the check rejects
+        ops += filter(None, [_draft(e + 1, r - 1, m, dep=DEP_NONE),
+                             _draft(max(r, e + 1), e + ahead - 1, m, dep=DEP_NONE, wasted=True)])
         if len(hit) and e < T:
             c = int(hit[0])
-            ops.append(device_op(1, c, new_tokens=e + ahead - c, dep=req))  # re-ingest
-            t = e + ahead + 1
+            # re-ingest from the first change; with lag_check the same pass yields the corrected
+            # distributions the blind drafts are checked against (the first rejected one is
+            # resampled from them; the drafts after it are redrafted)
+            ops.append(device_op(1, c, new_tokens=e + ahead - c, dep=req))
+            t = r + 1
         else:
             ops.append(join_op(req))
             t = max(last + 1, e + ahead)
     ops += filter(None, [_draft(t, T - 1, m)])
     return ops
+
+
+def checked_spans(m: int, T: int, window: int, rows_of: int, lag: int) -> list[tuple[int, int, int]]:
+    """``lag_check``: the windows of ``lag`` 0, each with its blind stretch (s, e, ahead): at most
+    ``lag`` positions and fewer than the next window holds, so they are checked before that
+    window's message leaves."""
+    w = windows(m, T, window, rows_of, 0)
+    return [(s, e, min(lag, w[k + 1][1] - e - 1) if k + 1 < len(w) else 0) for k, (s, e) in enumerate(w)]
 
 
 def windows(m: int, T: int, window: int, rows_of: int, lag: int = 0) -> list[tuple[int, int]]:

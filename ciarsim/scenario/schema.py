@@ -303,6 +303,9 @@ class CiarBatchedPolicy(CiarPolicy):
     window: Annotated[int, Field(ge=0, le=4096)] = 0  # 0: the rest of the current grid row
     mode: Literal["exact", "relaxed"] = "exact"
     lag: Annotated[int, Field(ge=0, le=4096)] = 0  # relaxed: drafts past a window before its answer
+    lag_check: bool = False  # relaxed, lag > 0: check the blind drafts against the corrected device
+    lag_delta: Annotated[float, Field(ge=0, le=1)] = 0.0  # lag_check: LANTERN's delta (0: exact check)
+    lag_k: Annotated[int, Field(ge=1)] = 64  # lag_check with lag_delta > 0: codebook neighbours
 
     def default_label(self) -> str:
         return f"ciar_batched-{self.mode}"
@@ -312,6 +315,11 @@ class CiarBatchedPolicy(CiarPolicy):
         if self.lag and self.mode != "relaxed":
             raise ValueError("lag applies to mode 'relaxed' only (exact mode redrafts after a "
                              "replaced token, so it cannot draft on past an unanswered window)")
+        if self.lag_delta and not self.lag_check:
+            raise ValueError("lag_delta applies with lag_check only (it relaxes that check)")
+        if self.lag_check and not self.lag:
+            raise ValueError("lag_check needs lag > 0 (it checks the drafts made past a window "
+                             "while its answer is in flight)")
         return self
 
 

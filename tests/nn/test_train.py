@@ -157,3 +157,14 @@ def test_train_cli_refuses_options_that_do_not_apply(tmp_path, args, message):
     r = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "m")])
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "m").exists()  # nothing started
+
+
+def test_train_cli_prints_plain_progress_lines_when_not_a_terminal(tmp_path):
+    """A background run's log shows each stage's progress (no live bar outside a terminal)."""
+    from typer.testing import CliRunner
+
+    from ciarsim.cli import app
+
+    r = CliRunner().invoke(app, ["train", "tokenizer", "--out", str(tmp_path), "--preset", "tiny"])
+    assert r.exit_code == 0, r.output
+    assert "tokenizer: step 0/6 mse=" in r.output and "tokenizer: step 6/6 psnr_db=" in r.output

@@ -1,12 +1,14 @@
 """Network-aware protocols: same decisions as ciar where promised, and schedules whose ops
 account for every position exactly once (tiny models, T = 16, rows of 4)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from ciarsim.policies import ciar, ciar_batched, ciar_pipelined, cloud_burst
 from ciarsim.policies.engine import load_prompts
-from ciarsim.policies.schedule import GateRun, batched, pipelined, relaxed, stop_and_wait
+from ciarsim.policies.schedule import GateRun, batched, checked_spans, pipelined, relaxed, stop_and_wait
 from ciarsim.scenario.schema import (
     CiarBatchedPolicy, CiarPipelinedPolicy, CiarPolicy, CloudBurstPolicy,
 )  # fmt: skip
@@ -148,3 +150,59 @@ def test_relaxed_lag_overlaps_the_answer_and_stays_consistent(tiny_models):
         ops = np.array(relaxed(run, window=6, lag=2), OP_DTYPE)
         assert check_deps(ops) is None
         assert int(ops[ops["kind"] == OP_CLOUD]["decided"].sum()) == run.prefix + int(run.send.sum())
+
+
+def test_checked_lag_gives_lag0_tokens_under_greedy_sampling(tiny_models):
+    """lag_check keeps a blind draft only if the corrected device would have drawn it: with greedy
+    sampling that is token-identical to waiting for the answer (lag 0)."""
+    kw = {"name": "ciar_batched", "tau": TAU, "rho": RHO, "mode": "relaxed", "greedy": True}
+    wait = _decode(ciar_batched, CiarBatchedPolicy(**kw), tiny_models)
+    checked = _decode(ciar_batched, CiarBatchedPolicy(**kw, lag=2, lag_check=True), tiny_models)
+    assert sum(int((r.source == 3).sum()) for r in wait) > 0  # windows changed: blind drafts were checked
+    wasted = 0
+    for a, b in zip(wait, checked):
+        assert (a.tokens == b.tokens).all() and (a.source == b.source).all()
+        assert check_deps(b.ops) is None and b.cloud_calls == a.cloud_calls
+        wasted += _device_steps(b.ops, wasted=True)
+    assert wasted > 0  # some blind drafts failed the check and were redrafted
+
+
+def test_checked_lag_with_sampling_is_a_valid_decode(tiny_models):
+    kw = {"name": "ciar_batched", "tau": TAU, "rho": RHO, "mode": "relaxed", "lag": 2, "lag_check": True}
+    for pol in (CiarBatchedPolicy(**kw), CiarBatchedPolicy(**kw, lag_delta=0.4, lag_k=8)):
+        a, b = _decode(ciar_batched, pol, tiny_models), _decode(ciar_batched, pol, tiny_models)
+        for x, y in zip(a, b):
+            assert (x.tokens == y.tokens).all() and (x.ops == y.ops).all()  # deterministic
+            assert check_deps(x.ops) is None
+            cloud = x.ops[x.ops["kind"] == OP_CLOUD]
+            assert int(cloud["decided"].sum()) == RHO * 16 + int((x.source >= 2).sum())
+
+
+def test_checked_lag_schedule_wastes_the_blind_drafts_from_a_miss():
+    rng = np.random.default_rng(1)
+    for run in _runs(T=32, m=2):
+        spans = checked_spans(run.prefix, run.T, 0, 8, 3)
+        clean = dataclasses.replace(run, lag_miss=np.zeros(run.T, bool))
+        ref = np.array(relaxed(clean, rows_of=8, lag=3), OP_DTYPE)
+        assert ref.tolist() == np.array(relaxed(run, rows_of=8, lag=3), OP_DTYPE).tolist()  # no miss: as blind
+        miss = rng.random(run.T) < 0.3
+        ops = np.array(relaxed(dataclasses.replace(run, lag_miss=miss), rows_of=8, lag=3), OP_DTYPE)
+        assert check_deps(ops) is None
+        expect, first_missed = 0, 0
+        for s, e, ahead in spans:
+            if ahead and run.changed[s:e].any():
+                r = next((p for p in range(e, e + ahead) if miss[p]), e + ahead)
+                expect += e + ahead - max(r, e + 1)
+                first_missed += r == e
+        assert _device_steps(ops, wasted=True) == expect
+        # each final draft once; a miss at the window's first blind position costs one more step
+        # (that position's draft came with the message's last step; the check's pass redoes it)
+        assert _device_steps(ops, wasted=False) == _device_steps(ref, wasted=False) + first_missed
+        assert ops[ops["kind"] == OP_CLOUD].tolist() == ref[ref["kind"] == OP_CLOUD].tolist()
+
+
+def test_lag_check_options_need_their_base_options():
+    with pytest.raises(ValueError, match="lag_check needs lag"):
+        CiarBatchedPolicy(name="ciar_batched", mode="relaxed", lag_check=True)
+    with pytest.raises(ValueError, match="lag_delta applies with lag_check"):
+        CiarBatchedPolicy(name="ciar_batched", mode="relaxed", lag=4, lag_delta=0.4)
