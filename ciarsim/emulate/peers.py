@@ -22,10 +22,12 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import queue
 import select
 import socket
 import struct
 import sys
+import threading
 import time
 
 from ciarsim.emulate.relay import realtime
@@ -178,14 +180,32 @@ def serve(spec: dict) -> None:
 
 
 class _Conn:
-    """The client's side of the connection: sends requests, collects answered exchange ids."""
+    """The client's side of the connection: sends requests, collects answered exchange ids.
+
+    Requests are written by a sender thread, so ``request`` returns at once, as the trace's
+    control thread moves on after starting an exchange: a blocking ``sendall`` would hold the
+    device's compute until the kernel's send buffer took the whole message (one round trip or
+    more for a message larger than the buffer, a retransmission timeout under loss)."""
 
     def __init__(self, sock: socket.socket):
         self.sock, self.frames, self.answered = sock, Frames(), set()
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.sender = threading.Thread(target=self._send_loop, daemon=True)
+        self.sender.start()
+
+    def _send_loop(self) -> None:
+        while (data := self.outbox.get()) is not None:
+            self.sock.sendall(data)
 
     def request(self, ident: int, op: list) -> None:
         _, _, _, up, down, steps, new, ctx, prefill = op
-        self.sock.sendall(frame(REQUEST.pack(ident, steps, new, ctx, prefill, down), up))
+        self.outbox.put(frame(REQUEST.pack(ident, steps, new, ctx, prefill, down), up))
+
+    def close(self) -> None:
+        """Let the sender finish what is queued, then close the socket."""
+        self.outbox.put(None)
+        self.sender.join()
+        self.sock.close()
 
     def wait_for(self, ident: int) -> None:
         """Block until the answer to exchange ``ident`` has arrived."""
@@ -259,7 +279,7 @@ def client(spec: dict) -> None:
             next_id += k
             rows.append({"block": b, "image": img["image"], "overhead_ms": overhead_ms, "start_ms": (start - t0) * 1000.0,
                          "end_ms": (end - t0) * 1000.0, "latency_ms": (end - start) * 1000.0})
-    sock.close()
+    conn.close()
     _write_json(spec["results"], {"images": rows, "overhead_ms": overhead_ms})
 
 
