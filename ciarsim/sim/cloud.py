@@ -98,6 +98,26 @@ class CloudServer:
             self.env.timeout(0).callbacks.append(self._iterate)
         return req
 
+    def serve_alone(self, steps: int, new_tokens: int, context: int, prefill: bool,
+                    now: float) -> CloudRequest:  # fmt: skip
+        """A request arriving at ``now`` on an idle server that nothing else reaches before it is
+        done (the world's direct replay): served at once, one pass per iteration, with the same
+        arithmetic, counters and record as ``request``."""
+        pre = self.text_tokens if prefill else 0
+        req = CloudRequest(steps + (1 if pre else 0), new_tokens, context + self.text_tokens, pre,
+                           _no_callback, now, now, now)  # fmt: skip
+        t = now
+        while req.done < req.steps:
+            new, ctx = req.current()
+            step = self.cost.step_ms(new, ctx, self.rows)
+            t += step
+            self.iterations += 1
+            self.busy_ms += step
+            req.done += 1
+            req.gpu_ms += step / 1
+        req.end_ms = t
+        return req
+
     def _admit(self) -> None:
         now = self.env.now
         while self.pending and len(self.running) < self.max_batch:
@@ -140,3 +160,7 @@ class CloudServer:
                 still.append(r)
         self.running = still
         self._iterate()
+
+
+def _no_callback(_req: CloudRequest) -> None:
+    """``on_done`` of a request served by ``serve_alone`` (its caller takes the record)."""

@@ -101,6 +101,17 @@ class _Jitter:
             self.buf = (self.draw(self.rng, _JITTER_CHUNK) * self.mean).tolist()[::-1]
         return self.buf.pop()
 
+    def take(self, n: int) -> list[float]:
+        """The next ``n`` draws, in draw order (as ``n`` calls would give them)."""
+        out: list[float] = []
+        while len(out) < n:
+            if not self.buf:
+                self.buf = (self.draw(self.rng, _JITTER_CHUNK) * self.mean).tolist()[::-1]
+            k = min(n - len(out), len(self.buf))
+            out.extend(self.buf[:-k - 1:-1])
+            del self.buf[-k:]
+        return out
+
 
 class Link:
     """One direction of one device's connection. ``capacity`` None means an ideal link."""
@@ -187,11 +198,13 @@ class Link:
         """Jitter per packet, FIFO (as netem and the emulator's relay apply it): the last
         packet arrives at the latest of each packet's departure plus its own draw (ms after the
         last one's departure; packets ``_packet_ms`` apart)."""
-        worst = self.jitter()
+        if self.jitter.mean == 0.0 or packets <= 1:
+            return self.jitter()
+        pm = self._packet_ms
+        draws = self.jitter.take(packets)
+        worst = draws[0]
         for k in range(1, packets):
-            if self.jitter.mean == 0.0:
-                break
-            worst = max(worst, self.jitter() - k * self._packet_ms)
+            worst = max(worst, draws[k] - k * pm)
         return worst
 
     def _send(self, now: float, start: float, bits: float) -> float:

@@ -92,6 +92,8 @@ class Window:
         self.last_end = 0.0
 
     def _ack(self, upto_ms: float) -> None:
+        if not self.flight:
+            return
         keep = []
         for ack, pk, limited in self.flight:
             if ack > upto_ms:
@@ -105,8 +107,9 @@ class Window:
         it starts with: it waits for acknowledgements while the window holds fewer free packets
         than it needs (at most the whole window)."""
         self._ack(start_ms)
-        if not self.flight:
+        if not self.flight:  # nothing unacknowledged (a chain's usual case): the whole window is free
             self.cwnd = float(restart_cwnd(int(self.cwnd), start_ms - self.last_end, self.rtt))
+            return start_ms, max(int(self.cwnd), 1)
         need = min(packets, max(int(self.cwnd), 1))
         free = int(self.cwnd) - sum(pk for _, pk, _ in self.flight)
         for ack, _, _ in sorted(self.flight):

@@ -149,10 +149,13 @@ class World:
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, traces: TraceSet, group_traces: dict[str, TraceSet] | None = None) -> SimRecords:
+    def run(self, traces: TraceSet, group_traces: dict[str, TraceSet] | None = None,
+            direct: bool = True) -> SimRecords:  # fmt: skip
         """Replay every image of ``traces`` under this world's arrivals; returns the records.
         ``group_traces``: population groups that run another policy (group name -> its trace
-        set of the same prompts): their phones replay that set's image instead."""
+        set of the same prompts): their phones replay that set's image instead. ``direct``:
+        allow the event-free replay where it applies (``_run_direct``; it raises
+        ``ConcurrentExchanges`` if a trace turns out to need the batching cloud's events)."""
         sets = [(group_traces or {}).get(g.name, traces) for g in self.groups]
         for ts in sets:
             _check_traces(ts, self.workload)
@@ -173,14 +176,18 @@ class World:
             q, limit_ms, cut = self.stop_above
             ordered = arrival.kind != "closed_loop"  # Poisson: images start in position order
             self.guard = PercentileGuard(self.env, len(traces), cut, q, limit_ms, ordered)
-        if arrival.kind == "closed_loop":
-            for d in range(min(arrival.devices, len(traces))):
-                self.env.process(self._closed_loop(d, range(d, len(traces), arrival.devices)))
+        if self._direct_applies(direct, len(traces)):
+            end_ms = self._run_direct(range(0, len(traces), arrival.devices))
         else:
-            self.env.process(self._poisson(len(traces), arrival.rate_per_s))
-        self.env.run(until=self.guard.stopped if self.guard is not None else None)
+            if arrival.kind == "closed_loop":
+                for d in range(min(arrival.devices, len(traces))):
+                    self.env.process(self._closed_loop(d, range(d, len(traces), arrival.devices)))
+            else:
+                self.env.process(self._poisson(len(traces), arrival.rate_per_s))
+            self.env.run(until=self.guard.stopped if self.guard is not None else None)
+            end_ms = self.env.now
         meta = {
-            "sim_end_ms": float(self.env.now),
+            "sim_end_ms": float(end_ms),
             "cloud_iterations": self.cloud.iterations,
             "cloud_busy_ms": float(self.cloud.busy_ms),
             "phones": len(self.phones),
@@ -230,6 +237,68 @@ class World:
             df["group"] = np.array([g.name for g in self.groups], dtype=object)[group_of]
             df["group_policy"] = np.array([getattr(g, "policy", None) or self.policy for g in self.population],
                                           dtype=object)[group_of]  # fmt: skip
+
+    def _direct_applies(self, allowed: bool, n: int) -> bool:
+        """One phone running the images back to back, no population, no early stop, no timeline
+        rows: the only concurrency is inside an image, so time can be advanced without events."""
+        a = self.workload.arrival
+        return (allowed and a.kind == "closed_loop" and min(a.devices, n) == 1 and not self.population
+                and self.guard is None and not self.recorder.keep_segments)  # fmt: skip
+
+    def _run_direct(self, positions: range) -> float:
+        """The event-free replay (orchestration: long, linear): the same arithmetic, in the same
+        order, as the SimPy processes (``_closed_loop``, ``_replay``, ``_cloud_call``, the cloud's
+        iterations), so the records are identical. Valid while at most one exchange is in
+        flight, so the cloud serves each request alone; raises ``ConcurrentExchanges`` when a
+        request would leave before the previous answer arrived. Returns the end time (ms)."""
+        phone, think = self.phone(0), self.workload.arrival.think_time_ms
+        dev, cloud = phone.device, self.cloud
+        own_ops, static, changed = self._by_group[0]
+        now = 0.0
+        for k, pos in enumerate(positions):
+            if k and think > 0:
+                now = now + think
+            t0 = now
+            self._where.append((pos, self._images[pos], dev.index))
+            answers: list = []  # (uplink, cloud, downlink records, op index, wasted) per exchange
+            times: list[float] = []  # when each answer arrives
+            dev_ms = wasted_ms = busy_ms = 0.0
+            bytes_up = bytes_down = 0
+            for op in own_ops[pos]:
+                w = op[10]
+                if w >= 0 and times[w] > now:
+                    now = times[w]
+                if op[0] == OP_DEVICE:
+                    if not op[1] and not op[4]:  # a join
+                        continue
+                    t = now
+                    s = max(now, dev.busy_until)
+                    e = s + dev.op_ms(op[1], op[2], op[3], op[4])
+                    dev.busy_until = e
+                    now = now + (e - now)
+                    dev_ms += e - t
+                    busy_ms += e - s
+                    if op[12]:
+                        wasted_ms += e - s
+                    continue
+                if times and times[-1] > now:
+                    raise ConcurrentExchanges
+                nb_up, nb_down = self._msg_bytes(op)
+                ru = phone.uplink.plan(now, nb_up)
+                delay = ru.arrival_ms - now
+                at = now + delay if delay > 0 else now
+                req = cloud.serve_alone(op[1], op[2], op[3], op[4], at)
+                rd = phone.downlink.plan(req.end_ms, nb_down)
+                answers.append((ru, req, rd, op[11], op[12]))
+                times.append(req.end_ms + (rd.arrival_ms - req.end_ms))
+                bytes_up += nb_up
+                bytes_down += nb_down
+            for at in times:
+                if at > now:
+                    now = at
+            self._image_done(pos, dev.index, t0, now, answers, dev_ms, wasted_ms, busy_ms, bytes_up,
+                             bytes_down, static, changed)  # fmt: skip
+        return now
 
     def _closed_loop(self, d: int, positions: range):
         phone, think = self.phone(d), self.workload.arrival.think_time_ms
@@ -290,11 +359,19 @@ class World:
         for ev in answers:  # the image is done when every answer has arrived
             if ev.callbacks is not None:
                 yield ev
+        self._image_done(pos, d, t0, env.now, [ev._value for ev in answers], dev_ms, wasted_ms, busy_ms,
+                         bytes_up, bytes_down, static, changed)  # fmt: skip
+
+    def _image_done(self, pos: int, d: int, t0: float, now: float, answers: list, dev_ms: float,
+                    wasted_ms: float, busy_ms: float, bytes_up: int, bytes_down: int, static: list,
+                    changed: list) -> None:  # fmt: skip
+        """Record the row of the image at ``pos`` replayed on phone ``d`` from ``t0`` to ``now``;
+        ``answers``: (uplink, cloud, downlink records, op index, wasted) per exchange, in issue order."""
         up_ms = down_ms = prop_ms = q_ms = c_ms = 0.0  # busy times, summed in issue order
         last, most = -1.0, min(len(answers), 1)
         radio, hdr, gpu_ms = self._radio, self.network.packet_header_bytes * 8, 0.0
-        for ev in answers:
-            ru, req, rd, _, _ = ev._value
+        for value in answers:
+            ru, req, rd, _, _ = value
             gpu_ms += req.gpu_ms
             radio.append((d, pos, ru.send_ms + ru.queue_ms, ru.arrival_ms - ru.propagation_ms,
                           ru.nbytes * 8 + ru.packets * hdr, 0))
@@ -313,10 +390,10 @@ class World:
             most = _most_in_flight(answers)
         uploaded, verified, calls_wasted = static[pos]
         self._busy[pos], self._gpu[pos] = busy_ms, gpu_ms
-        latency = env.now - t0
+        latency = now - t0
         exposed_ms = max(latency - dev_ms, 0.0)  # the thread computes or waits, nothing else
         self.recorder.image((
-            image, d, t0, env.now, latency, dev_ms, up_ms, down_ms, prop_ms, q_ms, c_ms,
+            self._images[pos], d, t0, now, latency, dev_ms, up_ms, down_ms, prop_ms, q_ms, c_ms,
             len(answers), bytes_up, bytes_down, uploaded, verified, changed[pos],
             self._tokens, wasted_ms, exposed_ms, most, calls_wasted,
         ))  # fmt: skip
@@ -349,12 +426,15 @@ class World:
         return done
 
 
+class ConcurrentExchanges(Exception):
+    """The direct replay met a request leaving while another was in flight."""
+
+
 def _most_in_flight(answers: list) -> int:
     """Most exchanges in flight at one instant, each from its uplink send to its downlink
     arrival; an answer arriving when another request is sent is not counted with it."""
     marks = []
-    for ev in answers:
-        ru, _, rd, _, _ = ev._value
+    for ru, _, rd, _, _ in answers:
         marks += ((ru.send_ms, 1), (rd.arrival_ms, -1))
     marks.sort()  # at equal times -1 (an arrival) before +1 (a send)
     most = now = 0
@@ -475,6 +555,7 @@ def simulate(
     stop_above: tuple[float, float, int] | None = None,
     population: list | None = None,
     group_traces: dict[str, TraceSet] | None = None,
+    direct: bool = True,
 ) -> SimRecords:
     """Replay ``traces`` in a fresh world; one row per image, one per op segment.
 
@@ -487,11 +568,19 @@ def simulate(
     ``population``: the scenario's groups (``ciarsim.sim.population``): each phone on its group's
     device and network, one shared cloud; the image rows gain a ``group`` column and a
     ``group_policy`` one. ``group_traces``: the trace sets of groups pinned to another policy
-    (``GroupConfig.policy``; group name -> traces of the same prompts).
+    (``GroupConfig.policy``; group name -> traces of the same prompts). ``direct=False``
+    forces the event-driven replay everywhere (the direct one gives identical records where
+    it applies: one phone, images back to back, at most one exchange in flight).
     """
-    world = World(
-        workload=workload, models=models, network=network, seed=seed,
-        replication=replication, policy=policy, tables=tables, record_segments=record_segments,
-        stop_above=stop_above, population=population,
-    )  # fmt: skip
-    return world.run(traces, group_traces)
+
+    def world() -> World:
+        return World(
+            workload=workload, models=models, network=network, seed=seed,
+            replication=replication, policy=policy, tables=tables, record_segments=record_segments,
+            stop_above=stop_above, population=population,
+        )  # fmt: skip
+
+    try:
+        return world().run(traces, group_traces, direct)
+    except ConcurrentExchanges:  # a fresh world: the first one's links and RNGs were used
+        return world().run(traces, group_traces, False)
