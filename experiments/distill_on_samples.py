@@ -8,7 +8,7 @@ generates the cloud's samples (CFG, temperature and top-k of the preset) for the
 ``--kl``, ``--steps``, resumed) on those sequences, and prints the card's greedy agreement.
 Nothing is shipped: it writes a candidate model set to ``--out``.
 
-    python experiments/distill_on_samples.py --out /tmp/d17 [--prompts 2000] [--steps 400] [--kl 2]
+    python experiments/distill_on_samples.py --out /tmp/d17 [--models DIR] [--prompts 2000] [--start 0] [--steps 400] [--kl 2]
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=ROOT / "models" / "shapes-256")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--prompts", type=int, default=2000)
+    ap.add_argument("--start", type=int, default=0, help="first training caption (fresh captions for a second round)")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--kl", type=float, default=2.0)
     a = ap.parse_args()
@@ -67,7 +68,7 @@ def main() -> None:
     t0 = time.time()
     models = ck.load_models(a.out)
     train = train_scenes(p)
-    cap, codes = cloud_samples(models, list(train.captions[:a.prompts]), p.seed + 11, p)
+    cap, codes = cloud_samples(models, list(train.captions[a.start:a.start + a.prompts]), p.seed + 11 + a.start, p)
     print(f"cloud samples: {len(codes)} in {time.time() - t0:.0f} s", flush=True)
     device_training.encode_scenes = lambda *_args, **_kw: (cap, codes)  # train on the cloud's samples
     card = device_training.train_device(a.out, kl=a.kl, steps=a.steps, resume=True, phi_every=4)
