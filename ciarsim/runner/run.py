@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Protocol
@@ -199,6 +200,21 @@ def adaptive_validation_workload(job: Job, sc):
     return adaptive.validation_workload(parent, sc.workload)
 
 
+def _load_traces(path: Path) -> TraceSet:
+    """A trace set, loaded once per process while its file is unchanged: a sweep replays each
+    set at every point. Read-only to its users."""
+    try:
+        st = path.stat()
+    except OSError:
+        return TraceSet.load(path)  # missing: TraceSet.load says so
+    return _load_unchanged(path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=32)
+def _load_unchanged(path: Path, _mtime_ns: int, _size: int) -> TraceSet:
+    return TraceSet.load(path)
+
+
 def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
     """Replay a job's traces in a fresh world and write its part files (atomically)."""
     from ciarsim.scenario.sweep import replication_seed  # noqa: PLC0415
@@ -209,13 +225,13 @@ def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
     cache = TraceCache(cache_dir, (shipped_dir(sc.models.checkpoints),))
     extra = {}
     if job.variants:
-        load = lambda key: TraceSet.load(cache.path(key))  # noqa: E731
+        load = lambda key: _load_traces(cache.path(key))  # noqa: E731
         pick, extra["adaptive"] = adaptive.choose(job.policy, list(job.variants), load, sc,
                                                   replication_seed(sc.seed, 0))  # fmt: skip
         traces = load(job.variants[pick].test_key)
     else:
-        traces = TraceSet.load(cache.path(job.trace_key))
-    groups = {name: TraceSet.load(cache.path(key)) for name, key in job.meta.get("group_traces", {}).items()}
+        traces = _load_traces(cache.path(job.trace_key))
+    groups = {name: _load_traces(cache.path(key)) for name, key in job.meta.get("group_traces", {}).items()}
     rec = simulate(
         traces, workload=sc.workload, models=sc.models, network=sc.network,
         seed=replication_seed(sc.seed, job.replication), replication=job.replication,

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import math
+import operator
 from typing import Generator
 
 import numpy as np
@@ -144,6 +145,7 @@ class Link:
         self.window = tcp_model.Window(2.0 * one_way_ms)
         self._packet_ms = 8.0 * (mtu_bytes + self._frame - header_bytes) / _mean_bits_per_ms(capacity) \
             if self.tcp else 0.0
+        self._offsets: list[float] = []
 
     @classmethod
     def from_config(cls, net: NetworkConfig, capacity, jitter_rng, loss_rng) -> "Link":
@@ -166,18 +168,18 @@ class Link:
             return TransferRecord(now, 0.0, 0.0, 0.0, 0.0, now, nbytes, 0, 0)
         n = -(-nbytes // (self.mtu - self.header))
         start = max(now, self.busy_until)
-        wait = self.rto_ms
         if self.tcp:  # the congestion window may hold the message back (ciarsim.sim.tcp)
             rtt = 2.0 * self.one_way_ms
             start, cwnd = self.window.start(start, n)
             ser_end = self._send(start, start, 8.0 * (nbytes + n * self._frame))
-            ser_end = max(ser_end, start + tcp_model.window_ms(n, cwnd, self._packet_ms, rtt))
-            wait = tcp_model.loss_wait_ms(n, rtt)
+            if n > cwnd:
+                ser_end = max(ser_end, start + tcp_model.window_ms(n, cwnd, self._packet_ms, rtt))
         else:
             ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
-        lost = self._losses(n)
+        lost = self._losses(n) if self.loss_rate else 0
         end = ser_end
         if lost:
+            wait = tcp_model.loss_wait_ms(n, rtt) if self.tcp else self.rto_ms
             resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self._frame)
             for _ in range(lost):
                 end = self._send(end + wait, end + wait, resend_bits)
@@ -200,12 +202,10 @@ class Link:
         last one's departure; packets ``_packet_ms`` apart)."""
         if self.jitter.mean == 0.0 or packets <= 1:
             return self.jitter()
-        pm = self._packet_ms
-        draws = self.jitter.take(packets)
-        worst = draws[0]
-        for k in range(1, packets):
-            worst = max(worst, draws[k] - k * pm)
-        return worst
+        offsets = self._offsets
+        if len(offsets) < packets:  # k * packet_ms for k = 0, 1, ...: packet k leaves that much later
+            offsets.extend(k * self._packet_ms for k in range(len(offsets), packets))
+        return max(map(operator.sub, self.jitter.take(packets), offsets))
 
     def _send(self, now: float, start: float, bits: float) -> float:
         """End of sending ``bits`` handed over at ``now``, the direction free from ``start`` (ms).

@@ -53,6 +53,8 @@ def window_ms(packets: int, cwnd: int, packet_ms: float, rtt_ms: float) -> float
     full and the rest goes at line rate), counting full-size packets. 0 when the window never
     binds (the message fits in it): the serialisation alone sets the time."""
     t, sent, w = 0.0, 0, max(cwnd, 1)
+    if packets <= w:
+        return 0.0
     while True:
         s = min(w, packets - sent)
         if sent + s >= packets or s * packet_ms >= rtt_ms:
@@ -86,33 +88,38 @@ class Window:
     start instead)."""
 
     def __init__(self, rtt_ms: float):
-        self.rtt = rtt_ms
+        self.rtt, self.rto = rtt_ms, rto_ms(rtt_ms)
         self.cwnd, self.ssthresh = float(INITIAL_WINDOW), float("inf")
         self.flight: list[tuple[float, int, bool]] = []  # (ack ms, packets, window-limited)
         self.last_end = 0.0
 
     def _ack(self, upto_ms: float) -> None:
-        if not self.flight:
-            return
-        keep = []
+        """Acknowledge the messages whose ack time is <= ``upto_ms`` (``flight`` is in ack order:
+        a direction's messages end in send order and share one RTT)."""
+        done = 0
         for ack, pk, limited in self.flight:
             if ack > upto_ms:
-                keep.append((ack, pk, limited))
-            elif limited:
+                break
+            done += 1
+            if limited:
                 self.cwnd += pk if self.cwnd < self.ssthresh else pk / self.cwnd
-        self.flight = keep
+        if done:
+            del self.flight[:done]
 
     def start(self, start_ms: float, packets: int) -> tuple[float, int]:
         """When a message of ``packets`` handed over at ``start_ms`` may start, and the window
         it starts with: it waits for acknowledgements while the window holds fewer free packets
         than it needs (at most the whole window)."""
-        self._ack(start_ms)
+        if self.flight:
+            self._ack(start_ms)
         if not self.flight:  # nothing unacknowledged (a chain's usual case): the whole window is free
-            self.cwnd = float(restart_cwnd(int(self.cwnd), start_ms - self.last_end, self.rtt))
+            idle_ms = start_ms - self.last_end
+            self.cwnd = float(restart_cwnd(int(self.cwnd), idle_ms, self.rtt) if idle_ms > self.rto
+                              else int(self.cwnd))
             return start_ms, max(int(self.cwnd), 1)
         need = min(packets, max(int(self.cwnd), 1))
         free = int(self.cwnd) - sum(pk for _, pk, _ in self.flight)
-        for ack, _, _ in sorted(self.flight):
+        for ack, _, _ in list(self.flight):
             if free >= need:
                 break
             self._ack(ack)
@@ -122,7 +129,8 @@ class Window:
 
     def sent(self, end_ms: float, packets: int, lost: int) -> None:
         """Record a message whose last packet left at ``end_ms`` after ``lost`` losses."""
-        limited = 2 * (packets + sum(pk for _, pk, _ in self.flight)) > self.cwnd
+        in_flight = sum(pk for _, pk, _ in self.flight) if self.flight else 0
+        limited = 2 * (packets + in_flight) > self.cwnd
         if lost:
             self.ssthresh = max(self.cwnd * CUBIC_BETA, 2.0)
             self.cwnd = 1.0

@@ -105,7 +105,7 @@ class World:
         # per image position: device busy ms and GPU share ms; per message: the radio's interval
         self._busy: dict[int, float] = {}
         self._gpu: dict[int, float] = {}
-        self._radio: list[tuple] = []  # (phone, position, start_ms, end_ms, bits_up, bits_down)
+        self._radio: list[float] = []  # flat: (phone, position, start_ms, end_ms, bits_up, bits_down) per burst
 
     # -- construction -------------------------------------------------------------------------
 
@@ -373,9 +373,9 @@ class World:
         for value in answers:
             ru, req, rd, _, _ = value
             gpu_ms += req.gpu_ms
-            radio.append((d, pos, ru.send_ms + ru.queue_ms, ru.arrival_ms - ru.propagation_ms,
-                          ru.nbytes * 8 + ru.packets * hdr, 0))
-            radio.append((d, pos, rd.send_ms + rd.queue_ms + rd.propagation_ms, rd.arrival_ms,
+            radio.extend((d, pos, ru.send_ms + ru.queue_ms, ru.arrival_ms - ru.propagation_ms,
+                          ru.nbytes * 8 + ru.packets * hdr, 0,
+                          d, pos, rd.send_ms + rd.queue_ms + rd.propagation_ms, rd.arrival_ms,
                           0, rd.nbytes * 8 + rd.packets * hdr))  # fmt: skip
             up_ms += ru.arrival_ms - ru.send_ms - ru.propagation_ms
             down_ms += rd.arrival_ms - rd.send_ms - rd.propagation_ms
