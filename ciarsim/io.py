@@ -44,10 +44,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``df`` as Parquet (``.parquet``) or CSV (``.csv``), deterministically and atomically."""
+    """Write ``df`` as Parquet (``.parquet``), CSV (``.csv``) or an uncompressed Arrow IPC file
+    (``.arrow``: fast to read back, for intermediate parts), deterministically and atomically."""
     suffix = Path(path).suffix
     if suffix == ".parquet":
         write_atomic(path, lambda p: df.to_parquet(p, index=False, compression="zstd"))
+    elif suffix == ".arrow":
+        write_atomic(path, lambda p: df.reset_index(drop=True).to_feather(p, compression="uncompressed"))
     elif suffix == ".csv":
         write_atomic(path, lambda p: df.to_csv(p, index=False, float_format="%.6g"))
     else:

@@ -61,7 +61,7 @@ def _interrupt(tmp_path: Path, when) -> tuple[int, str, float, int]:
     while not when(out) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before the signal"
-    parts = len(list(out.glob("parts/*.images.parquet")))
+    parts = len(list(out.glob("parts/*.images.arrow")))
     sent = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
     try:
@@ -101,9 +101,9 @@ def test_ctrl_c_while_starting(tmp_path, seconds):
 
 def test_ctrl_c_while_replaying_keeps_finished_parts(tmp_path):
     code, stderr, took, parts = _interrupt(
-        tmp_path, lambda out: any(out.glob("parts/*.images.parquet"))
+        tmp_path, lambda out: any(out.glob("parts/*.images.arrow"))
     )
     _check(code, stderr, took)
     assert "decoding + simulating: 1/" in stderr  # plain progress lines: stderr is a pipe
-    kept = list((tmp_path / "out").glob("parts/*.images.parquet"))
+    kept = list((tmp_path / "out").glob("parts/*.images.arrow"))
     assert parts >= 1 and len(kept) >= parts

@@ -27,6 +27,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pyarrow import feather
 
 from ciarsim.errors import MissingComponentError
 from ciarsim.runner import adaptive, provenance, store
@@ -100,7 +102,7 @@ class Job:
     policy: object  # a PolicyConfig
     replication: int
     trace_key: str
-    part: Path  # part file stem; ``.images.parquet`` / ``.messages.parquet`` / ``.meta.json`` appended
+    part: Path  # part file stem; IMAGES_PART / MESSAGES_PART / ``.meta.json`` appended
     meta: dict = field(default_factory=dict, compare=False)  # provenance, written with the part
     split: str = "test"  # prompts decoded (validation: an adaptive policy's predictions)
     variants: tuple = ()  # adaptive: its candidates (``adaptive.Variant``)
@@ -200,6 +202,9 @@ def adaptive_validation_workload(job: Job, sc):
     return adaptive.validation_workload(parent, sc.workload)
 
 
+IMAGES_PART, MESSAGES_PART = ".images.arrow", ".messages.arrow"  # per part: Arrow IPC, read back fast
+
+
 def _load_traces(path: Path) -> TraceSet:
     """A trace set, loaded once per process while its file is unchanged: a sweep replays each
     set at every point. Read-only to its users."""
@@ -242,10 +247,10 @@ def replay_task(job: Job, cache_dir: str, out_dir: str) -> str:
         _write_samples(Path(out_dir) / "samples" / f"{_slug(job.label)}.npz", traces)
     msgs = _tag(rec.messages, job.point, job.label, job.replication)
     imgs = _with_quality(_tag(rec.images, job.point, job.label, job.replication), traces, groups)
-    store.write_table(msgs, job.part.with_suffix(".messages.parquet"))
+    store.write_table(msgs, job.part.with_suffix(MESSAGES_PART))
     meta = {**job.meta, **extra, "replay_s": round(time.perf_counter() - started, 3)}
     store.write_text(job.part.with_suffix(".meta.json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    store.write_table(imgs, job.part.with_suffix(".images.parquet"))  # last: marks the part done
+    store.write_table(imgs, job.part.with_suffix(IMAGES_PART))  # last: marks the part done
     return job.label
 
 
@@ -277,7 +282,7 @@ def run_scenario(
     out_dir = Path(out_dir)
     executor = executor or LocalExecutor()
     points, jobs = plan_jobs(scenario, out_dir, provenance.dirty_tree(), messages)
-    todo = [j for j in jobs if force or not j.part.with_suffix(".images.parquet").exists()]
+    todo = [j for j in jobs if force or not j.part.with_suffix(IMAGES_PART).exists()]
     cache = TraceCache(cache_dir, (shipped_dir(scenario.models.checkpoints),))
     first_of_key: dict[str, Job] = {}
     for j in decode_jobs(todo):
@@ -298,10 +303,15 @@ def run_scenario(
     executor.map(replay_task, todo, (str(cache_dir), str(out_dir)),
                  lambda j: tick(f"{j.label} @ point {j.point.index + 1}/{len(points)}"))  # fmt: skip
     _write_adaptive(out_dir, jobs)
-    image_parts = [pd.read_parquet(j.part.with_suffix(".images.parquet")) for j in jobs]
-    message_parts = [pd.read_parquet(j.part.with_suffix(".messages.parquet")) for j in jobs]
-    return _gather(scenario, points, out_dir, image_parts, message_parts, len(todo),
-                   len(jobs) - len(todo))  # fmt: skip
+    images = _read_parts([j.part.with_suffix(IMAGES_PART) for j in jobs])
+    messages = _read_parts([j.part.with_suffix(MESSAGES_PART) for j in jobs])
+    return _gather(scenario, points, out_dir, images, messages, len(todo), len(jobs) - len(todo))
+
+
+def _read_parts(paths: list[Path]) -> pd.DataFrame:
+    """The part tables at ``paths``, concatenated in order (columns missing from a part: null)."""
+    tables = [feather.read_table(p) for p in paths]
+    return _normalise(pa.concat_tables(tables, promote_options="default").to_pandas())
 
 
 def _write_adaptive(out_dir: Path, jobs: list[Job]) -> None:
@@ -388,18 +398,17 @@ def _tag(df: pd.DataFrame, pt, label: str, rep: int) -> pd.DataFrame:
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
-    """One string dtype for text columns, so fresh and reloaded parts write identical bytes."""
+    """One string dtype for text (and categorical) columns, so fresh and reloaded parts write
+    identical bytes."""
     for col in df.columns:
-        if df[col].dtype == object or isinstance(df[col].dtype, pd.StringDtype):
+        if df[col].dtype == object or isinstance(df[col].dtype, (pd.StringDtype, pd.CategoricalDtype)):
             df[col] = df[col].astype("str")
     return df
 
 
-def _gather(scenario, points, out_dir, image_parts, message_parts, computed, reused) -> RunOutputs:
+def _gather(scenario, points, out_dir, images, messages, computed, reused) -> RunOutputs:
     from ciarsim.scenario.loader import dump_scenario  # noqa: PLC0415
 
-    images = _normalise(pd.concat(image_parts, ignore_index=True))
-    messages = _normalise(pd.concat(message_parts, ignore_index=True))
     params = pd.DataFrame(
         [{"point": p.key, "point_index": p.index, **p.params} for p in points]
     )

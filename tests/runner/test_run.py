@@ -123,11 +123,11 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT.format(here=here, out=out, cache=cache)])
     parts = tmp_path / "killed" / "parts"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("*.images.parquet"))) < 10:
+    while time.time() < deadline and len(list(parts.glob("*.images.arrow"))) < 10:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = len(list(parts.glob("*.images.parquet")))
+    finished = len(list(parts.glob("*.images.arrow")))
     assert 10 <= finished < 80 * 2 * 2, "the run must be killed mid-way"
     assert not (tmp_path / "killed" / "results.parquet").exists()
     sc = parse_scenario(SCENARIO_MANY)
