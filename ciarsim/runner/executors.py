@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Iterable, Protocol
 
 from ciarsim.errors import MissingComponentError, UsageError
@@ -63,12 +63,9 @@ class PoolExecutor:
         try:
             with _sigint_blocked():  # submit() spawns the workers; they inherit the mask
                 futures = {pool.submit(fn, job, *args): job for job in jobs}
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    fut.result()
-                    on_done(futures[fut])
+            for fut in as_completed(futures):  # one waiter for all (wait() in a loop is O(n^2))
+                fut.result()
+                on_done(futures[fut])
         except BaseException:
             _abort(pool, self.GRACE_S)
             raise
