@@ -223,6 +223,13 @@ class TraceSet:
             int(self.images[i]), self.ops[lo:hi], self.tokens[i], self.u[i], self.source[i]
         )
 
+    def cloud_passes(self) -> np.ndarray:
+        """(N,) int64: each image's ``ImageTrace.cloud_passes``, without building the images."""
+        ops = self.ops
+        per_op = np.where(ops["kind"] == OP_CLOUD, ops["steps"].astype(np.int64) + ops["prompt_up"].astype(np.int64), 0)
+        total = np.concatenate([[0], np.cumsum(per_op)])
+        return total[self.offsets[1:]] - total[self.offsets[:-1]]
+
     @classmethod
     def from_images(cls, traces: list[ImageTrace], meta: dict[str, Any]) -> "TraceSet":
         """Pack per-image traces (all with the same token count) into one set."""

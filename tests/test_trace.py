@@ -37,6 +37,15 @@ def test_pack_and_slice_round_trip():
     assert second.tokens.tolist() == [9, 10, 11, 12]
 
 
+def test_set_cloud_passes_match_each_images():
+    extra = ImageTrace(3, np.array([cloud_op(steps=5, new_tokens=1, context=0, tokens_down=5),
+                                    device_op(1, context=5), cloud_op(steps=1, new_tokens=1, context=6, tokens_down=1)],
+                                   dtype=OP_DTYPE),
+                       np.zeros(4, np.int32), np.full(4, np.nan, np.float32), np.zeros(4, np.uint8))  # fmt: skip
+    ts = TraceSet.from_images([_image(7, 2), extra, _image(9, 0)], meta={})
+    assert ts.cloud_passes().tolist() == [ts.image(i).cloud_passes for i in range(3)] == [3, 6, 3]
+
+
 def test_save_load_is_identical_and_atomic(tmp_path):
     ts = TraceSet.from_images([_image(0, 2)], meta={"policy": "ciar", "tau": 0.3})
     path = tmp_path / "t.npz"

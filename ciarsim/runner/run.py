@@ -364,7 +364,7 @@ def _with_quality(df: pd.DataFrame, traces: TraceSet, groups: dict | None = None
 
 
 def _quality_columns(df: pd.DataFrame, traces: TraceSet) -> pd.DataFrame:
-    passes = {int(traces.images[i]): traces.image(i).cloud_passes for i in range(len(traces))}
+    passes = dict(zip(traces.images.tolist(), traces.cloud_passes().tolist()))
     df["cloud_passes"] = df["image"].map(passes).astype("int64")
     q = traces.meta.get("quality")
     if not q:
