@@ -378,6 +378,10 @@ def train(
     phi_every: Optional[int] = typer.Option(None, help="device: train phi every N steps (default: the preset's, 2)."),
     kl: Optional[float] = typer.Option(None, help="device/all: weight of each guidance-consistent KL distillation "
                                        "term (guided, caption, null; default: the preset's, 1 for shapes-256)."),
+    on_cloud_samples: Optional[int] = typer.Option(None, help="device: teacher-force on the cloud's own samples of "
+                                                   "N training captions instead of the scenes' codes."),
+    samples_from: Optional[int] = typer.Option(None, help="device: first training caption for --on-cloud-samples "
+                                               "(default 0; fresh captions for a further round)."),
     data: Optional[Path] = typer.Option(None, help="Train on a folder of images + captions.csv (file,caption) "
                                         "instead of the procedural scenes; its last 10% is held out."),
 ) -> None:
@@ -386,7 +390,8 @@ def train(
 
     opts = TrainOptions(preset=preset, device=device, budget_min=budget_min, resume=resume, threads=threads,
                         precision=precision, steps=steps, batch=batch, device_layers=device_layers,
-                        phi_every=phi_every, kl=kl, data=data)  # fmt: skip
+                        phi_every=phi_every, kl=kl, on_cloud_samples=on_cloud_samples,
+                        samples_from=samples_from, data=data)  # fmt: skip
     check_options(what, opts)  # bad options fail before any training starts
     _writable_folder(out_dir, "--out")
     with _train_progress() as progress:

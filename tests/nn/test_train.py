@@ -138,6 +138,14 @@ def test_train_cli_has_every_stage_and_option(tmp_path):
     dev = json.loads((tmp_path / "device.json").read_text())["training"]
     assert (dev["steps"], dev["batch"], dev["phi_every"], dev["layers"]) == (2, 2, 1, 2)
     assert dev["loss_weights"]["lambda_kl"] == 0.5
+    assert dev["teacher"] == "frozen cloud, teacher-forced on training-scene codes"
+    train("device", "--resume", "--steps", "1", "--on-cloud-samples", "3", "--samples-from", "2")
+    dev = json.loads((tmp_path / "device.json").read_text())["training"]
+    assert dev["teacher"] == "frozen cloud, teacher-forced on its own samples of training captions 2..4"
+    assert dev["layers"] == 2 and [r["steps"] for r in dev["earlier_rounds"]] == [2]
+    r = runner.invoke(app, ["train", "device", "--resume", "--on-cloud-samples", "99999", "--out", out, "--preset", "tiny"])
+    assert r.exit_code == 1 and "--on-cloud-samples 99999 from caption 0 needs 99999 training captions" in r.output
+    assert "Traceback" not in r.output
     train("evaluate")
     assert json.loads((tmp_path / "card.json").read_text())["device"]["layers"] == 2
 
@@ -147,6 +155,8 @@ def test_train_cli_has_every_stage_and_option(tmp_path):
     (["all", "--resume"], "train all: --resume does not apply"),
     (["cloud", "--phi-every", "2"], "train cloud: --phi-every does not apply"),
     (["device", "--batch", "0"], "--batch must be > 0, got 0"),
+    (["cloud", "--on-cloud-samples", "5"], "train cloud: --on-cloud-samples does not apply"),
+    (["device", "--samples-from", "3"], "--samples-from must be >= 0 and used with --on-cloud-samples"),
     (["cloud", "--preset", "huge"], "unknown training preset 'huge'"),
 ])
 def test_train_cli_refuses_options_that_do_not_apply(tmp_path, args, message):

@@ -30,9 +30,11 @@ APPLIES = {  # option -> the stages it changes
     "device_layers": ("device", "all"),
     "kl": ("device", "all"),
     "phi_every": ("device",),
+    "on_cloud_samples": ("device",),
+    "samples_from": ("device",),
     "data": ("tokenizer", "tokenizer-decoder", "cloud", "device", "all", "evaluate"),
 }
-POSITIVE = ("budget_min", "steps", "batch", "device_layers", "phi_every")
+POSITIVE = ("budget_min", "steps", "batch", "device_layers", "phi_every", "on_cloud_samples")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class TrainOptions:
     device_layers: int | None = None
     phi_every: int | None = None
     kl: float | None = None
+    on_cloud_samples: int | None = None  # device: train on the cloud's samples of this many training captions
+    samples_from: int | None = None  # ... starting at this training caption
     data: Path | None = None  # a folder of images + captions.csv
 
 
@@ -66,6 +70,8 @@ def check_options(what: str, opts: TrainOptions) -> None:
         value = getattr(opts, name)
         if value is not None and value <= 0:
             raise UsageError(f"train: --{name.replace('_', '-')} must be > 0, got {value}")
+    if opts.samples_from is not None and (opts.samples_from < 0 or not opts.on_cloud_samples):
+        raise UsageError(f"train: --samples-from must be >= 0 and used with --on-cloud-samples, got {opts.samples_from}")
     if opts.threads < 0:
         raise UsageError(f"train: --threads must be >= 0 (0: torch's default), got {opts.threads}")
     for name, stages in APPLIES.items():
@@ -118,7 +124,8 @@ def train_models(what: str, out_dir: Path, opts: TrainOptions, progress: Progres
     elif what == "device":
         cards[what] = train_device(out_dir, time_budget_s=budget, precision=opts.precision, resume=opts.resume,
                                    steps=opts.steps, batch=opts.batch, layers=opts.device_layers, kl=opts.kl,
-                                   phi_every=opts.phi_every, **common)  # fmt: skip
+                                   phi_every=opts.phi_every, on_cloud_samples=opts.on_cloud_samples,
+                                   samples_from=opts.samples_from or 0, **common)  # fmt: skip
     elif what == "evaluate":
         cards[what] = evaluate_models(out_dir, **common)
     elif what == "all":

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ciarsim.errors import CiarsimError
 from ciarsim.nn import checkpoints as ck
 from ciarsim.nn.device import DeviceConfig, DeviceModel, InterDROWeights, distill_loss, inter_dro_loss
-from ciarsim.nn.gpt import GPT, drop_condition, lm_loss, sequence, with_null
+from ciarsim.nn.gpt import GPT, drop_condition, generate, lm_loss, sequence, with_null
 from ciarsim.nn.train.cloud import encode_scenes
 from ciarsim.nn.train.loop import (
     PartialSaver, Progress, Schedule, autocast, batch_idx, checkpoint_sha, data_record, report, resolve_precision,
@@ -55,18 +55,32 @@ def device_step_loss(dev: DeviceModel, cloud: GPT, cap, img, w: InterDROWeights,
     return terms
 
 
+def cloud_samples(cloud: GPT, caps: torch.Tensor, p, seed: int, batch: int = 100) -> torch.Tensor:
+    """The cloud's own samples (the preset's CFG scale, temperature and top-k) for caption ids
+    ``caps`` (n, cap_len): image codes (n, N), drawn from one generator seeded ``seed``."""
+    dev = next(cloud.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    with torch.no_grad():
+        return torch.cat([generate(cloud, caps[i:i + batch].to(dev), p.cfg_scale, p.temperature, p.top_k, gen).cpu()
+                          for i in range(0, len(caps), batch)])
+
+
 def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
                  progress: Progress | None = None, time_budget_s: float | None = None,
                  precision: str = "auto", steps: int | None = None, data_dir=None,
                  batch: int | None = None, layers: int | None = None, kl: float | None = None,
-                 resume: bool = False, phi_every: int | None = None) -> dict:
+                 resume: bool = False, phi_every: int | None = None,
+                 on_cloud_samples: int | None = None, samples_from: int = 0) -> dict:
     """Train the device trunk, Inter-Head and phi against the frozen cloud; save ``device.*``.
 
     ``layers``: trunk depth (the cloud's first ``layers`` blocks; default the preset's
     ``dev_layers``, 1). ``kl``: the distillation weight ``lambda_kl`` (default the preset's).
     ``resume``: continue from the saved device (new optimiser and warm-up; the card keeps the
     earlier rounds; its depth wins over ``layers``; peak lr ``dev_resume_lr``). ``phi_every``: train
-    phi every this many steps (default the preset's)."""
+    phi every this many steps (default the preset's). ``on_cloud_samples`` N: teacher-force on the
+    cloud's own samples of training captions ``samples_from`` .. +N (seed ``preset seed + 11 +
+    samples_from``) instead of the training scenes' codes: the contexts the device meets when it
+    decodes with the cloud, and those the card measures agreement on."""
     p, t0 = get_preset(preset), time.time()
     p = replace(p, dev_steps=steps or p.dev_steps, dev_batch=batch or p.dev_batch,
                 dev_layers=layers or p.dev_layers, dev_phi_every=phi_every or p.dev_phi_every, dro=p.dro if kl is None else replace(p.dro, lambda_kl=kl))
@@ -78,7 +92,18 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
     cloud.requires_grad_(False)
     if p.dev_layers > cloud.cfg.n_layer:
         raise CiarsimError(f"train device: layers={p.dev_layers} exceeds the cloud's {cloud.cfg.n_layer} blocks")
-    caps, codes = encode_scenes(vq, train_scenes(p, data_dir), ck.caption_tokenizer(cloud_card), device)
+    scenes, tok = train_scenes(p, data_dir), ck.caption_tokenizer(cloud_card)
+    if on_cloud_samples:
+        captions = list(scenes.captions[samples_from:samples_from + on_cloud_samples])
+        if len(captions) < on_cloud_samples:
+            raise CiarsimError(f"train device: --on-cloud-samples {on_cloud_samples} from caption {samples_from} "
+                               f"needs {samples_from + on_cloud_samples} training captions; there are {len(scenes.captions)}")
+        caps = torch.from_numpy(tok.encode_batch(captions))
+        codes = cloud_samples(cloud, caps, p, p.seed + 11 + samples_from)
+        teacher = f"frozen cloud, teacher-forced on its own samples of training captions {samples_from}..{samples_from + len(captions) - 1}"
+    else:
+        caps, codes = encode_scenes(vq, scenes, tok, device)
+        teacher = "frozen cloud, teacher-forced on training-scene codes"
     earlier = []
     if resume:
         dev, old = ck.load_checkpoint(out_dir, "device", device)
@@ -117,5 +142,5 @@ def train_device(out_dir, preset: str = "shapes-256", device: str = "cpu",
                      "seconds": round(time.time() - t0, 1), "loss_weights": p.dro.to_dict(),
                      "phi_every": p.dev_phi_every, "cond_drop": cloud.cfg.cond_drop,
                      "both_captions": p.dro.lambda_kl > 0, "cfg_scale": p.cfg_scale,
-                     "teacher": "frozen cloud, teacher-forced on training-scene codes", "earlier_rounds": earlier,
+                     "teacher": teacher, "earlier_rounds": earlier,
                      "total_steps": step + sum(r.get("steps", 0) for r in earlier)}})
