@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from functools import lru_cache
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Protocol
 
