@@ -9,7 +9,8 @@ in one message; the cloud decides them in order in one pass over the window.
   and the next window starts right after it. Same tokens as ``ciar`` for the same seed
   (``schedule.batched``).
 - ``mode: relaxed``: windows sit at fixed positions; the cloud decides every uncertain position
-  of the window and the later drafts are kept even when an earlier position changed (they were
+  of the window, each on the final tokens before it (one more pass in the cloud after each
+  replacement that a later uncertain position follows), and the later drafts are kept even when an earlier position changed (they were
   conditioned on the device's draft, not on the cloud's replacement). Lossy: a different decode,
   whose quality ciarsim measures; the device re-ingests the window from the first change
   (``schedule.relaxed``). ``lag``: positions the device drafts past the window, on its

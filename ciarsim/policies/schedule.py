@@ -62,17 +62,19 @@ class _Sync:
         self.started = m > 0  # the prompt went up with the prefix request
 
     def request(self, upto: int, features: int, *, changed: bool, decided: int = 1,
-                settled: int | None = None, dep: int = DEP_PREV, generate: int = 0) -> tuple:
+                settled: int | None = None, dep: int = DEP_PREV, generate: int = 0,
+                repasses: int = 0) -> tuple:
         """The exchange that sends the unsynced drafts through ``upto`` (with ``features``
-        interval features), has the cloud decide them in one pass and then ``generate`` tokens
-        of its own (one pass each; priced at the first pass's width, a slight over-estimate).
-        After it the positions through ``settled`` (default ``upto + generate``) are final and
-        known to the cloud."""
+        interval features), has the cloud decide them in one pass plus ``repasses`` passes that
+        re-read the window after a replacement, and then ``generate`` tokens of its own (one pass
+        each; every extra pass priced at the first pass's width, a slight over-estimate). After
+        it the positions through ``settled`` (default ``upto + generate``) are final and known to
+        the cloud."""
         r = self.run
         settled = upto + generate if settled is None else settled
         n_new = upto - self.cpos
         op = cloud_op(
-            prompt_up=not self.started, steps=(1 if n_new > 0 else 0) + generate,
+            prompt_up=not self.started, steps=(1 if n_new > 0 else 0) + generate + repasses,
             new_tokens=max(n_new, 1) if generate else n_new,
             context=self.cpos, tokens_up=upto + 1 - self.known + r.extra_up,
             features_up=features if r.inject else 0, dists_up=r.dists_up,
@@ -187,8 +189,11 @@ def relaxed(run: GateRun, window: int = 0, rows_of: int = 0, lag: int = 0) -> li
         last = e if e < T or (run.inject and not run.send[e - 1]) else e - 1
         ops += filter(None, [_draft(t, last, m)])
         hit = unc[run.changed[unc]]
+        # the cloud decides each flagged position on the final tokens before it, so every
+        # replacement followed by another flagged position costs it one more pass (from the
+        # replaced position on), in the cloud, with no network in between
         ops.append(sync.request(e - 1, e - sync.known - len(unc), changed=len(hit) > 0,
-                                decided=len(unc)))  # fmt: skip
+                                decided=len(unc), repasses=int((hit < unc[-1]).sum())))  # fmt: skip
         req = len(ops) - 1
         miss = np.flatnonzero(run.lag_miss[e:e + ahead]) + e if run.lag_miss is not None and len(hit) else []
         r = int(miss[0]) if len(miss) else e + ahead  # the first blind draft the check rejects

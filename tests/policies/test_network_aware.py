@@ -137,6 +137,11 @@ def test_relaxed_schedule_one_message_per_flagged_window():
         cloud = ops[ops["kind"] == OP_CLOUD]
         assert len(cloud) == sum(bool(run.send[s:s + 8].any()) for s in range(0, 32, 8))
         assert int(cloud["decided"].sum()) == int(run.send.sum())
+        # one pass per window, plus one per replacement that a later flagged position follows
+        # (the cloud decides each position on the final tokens before it)
+        for (s, e), op in zip([(s, s + 8) for s in range(0, 32, 8) if run.send[s:s + 8].any()], cloud):
+            flagged = np.flatnonzero(run.send[s:e]) + s
+            assert op["steps"] == 1 + int(run.changed[flagged[:-1]].sum())
 
 
 def test_relaxed_lag_overlaps_the_answer_and_stays_consistent(tiny_models):
