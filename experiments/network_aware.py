@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ RTTS = [0, 5, 10, 20, 40, 70, 100, 150]
 # device speed: (memory bandwidth GB/s, fixed ms per step) pairs for the phone's roofline
 SPEEDS = [(20, 2.0), (40, 2.0), (76.8, 2.0), (150, 1.0), (400, 0.5), (2000, 0.2)]
 LAG = 12  # relaxed batching: drafts past a window ~ one 4G round trip of device steps
+FUSED = "ciar_fused:CiarFused"  # experiments/ciar_fused.py, a plugin protocol (this folder on the path)
 
 
 def policies(tau: float, chosen: dict | None = None) -> list[dict]:
@@ -55,19 +57,25 @@ def policies(tau: float, chosen: dict | None = None) -> list[dict]:
         {"name": "cloud_burst", **c, "k": 2, "label": "cloud_burst-k2"},
         {"name": "cloud_burst", **c, "k": 4, "label": "cloud_burst-k4"},
         {"name": "cloud_burst", **c, "k": 8, "label": "cloud_burst-k8"},
+        {"name": FUSED, **c, "label": "fused-row"},
+        {"name": FUSED, **c, "stream": True, "label": "fused-stream-row"},
+        # the same with the cloud's small-model steps priced as large-model passes (upper bound)
+        {"name": FUSED, **c, "stream": True, "draft_cost": "pass", "label": "fused-stream-row-pass"},
+        {"name": FUSED, **c, "stream": True, "window": 32, "label": "fused-stream-32"},
     ]
     if chosen is not None and chosen["label"] not in [p.get("label") for p in main]:
         main.append({**chosen, **c})
     pick = ("base", "code_split", "ciar", f"batched-relaxed-32-lag{LAG}", f"checked-row-lag{LAG}",
-            "cloud_burst-k4", "cloud_burst-k8")
+            "cloud_burst-k4", "cloud_burst-k8", "fused-stream-row")
     cands = [p for p in main if p.get("label", p["name"]) in pick]
     return main + [{"name": "adaptive", "candidates": cands, "max_quality_drop": 0.05,
                     "validation_images": 32}]
 
 
 SWEPT = ["base", "code_split", "ciar", "ciar_pipelined-w8", "batched-exact-row",
-         f"batched-relaxed-32-lag{LAG}", f"checked-row-lag{LAG}", "cloud_burst-k8", "adaptive"]
-EXACT = ["ciar_pipelined-w8", "batched-exact-row"]  # must give ciar's tokens
+         f"batched-relaxed-32-lag{LAG}", f"checked-row-lag{LAG}", "cloud_burst-k8", "fused-stream-row",
+         "adaptive"]
+EXACT = ["ciar_pipelined-w8", "batched-exact-row", "fused-row", "fused-stream-row", "fused-stream-32"]  # ciar's tokens
 # distinct colours (Okabe-Ito, then Paul Tol "muted") and markers, one per label
 COLOURS = ["#000000", "#999999", "#CC79A7", "#D55E00", "#E69F00", "#882255", "#009E73", "#117733",
            "#44AA99", "#332288", "#56B4E9", "#0072B2", "#88CCEE", "#AA4499", "#DDCC77", "#661100",
@@ -86,7 +94,12 @@ CANDIDATES = [
     {"name": "ciar_batched", "mode": "relaxed", "window": w, "lag": lag, "lag_check": True, "lag_delta": d,
      "label": f"checked-{'row' if w == 0 else w}-lag{lag}" + (f"-d{d}" if d else "")}
     for w, lag, d in ((0, 12, 0.0), (0, 15, 0.0), (0, 15, 0.4), (32, 20, 0.4), (48, 28, 0.0))
-] + [{"name": "cloud_burst", "k": 4, "label": "cloud_burst-k4"}]
+] + [{"name": "cloud_burst", "k": 4, "label": "cloud_burst-k4"}] + [
+    # the cloud finishes each window after its first replacement (tokens = ciar's)
+    {"name": FUSED, "label": "fused-row"},
+    {"name": FUSED, "stream": True, "label": "fused-stream-row"},
+    {"name": FUSED, "stream": True, "window": 32, "label": "fused-stream-32"},
+]
 VAL_IMAGES = 96  # the validation split's prompts the card uses too; 32 proved too noisy to choose on
 def select_on_validation(network: str = "4g") -> dict:
     """Decode each candidate (and ciar, base) on VALIDATION prompts, replay at ``network``'s own
@@ -137,7 +150,8 @@ def policy_config(entry: dict):
 
 def ciarsim(*args: str) -> None:
     print("$ ciarsim " + " ".join(args), flush=True)
-    res = subprocess.run([sys.executable, "-m", "ciarsim.cli", *args], capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, ["experiments", os.environ.get("PYTHONPATH")]))}
+    res = subprocess.run([sys.executable, "-m", "ciarsim.cli", *args], capture_output=True, text=True, env=env)
     if res.returncode != 0:
         sys.stderr.write(res.stdout + res.stderr)
         raise SystemExit(res.returncode)
@@ -248,13 +262,37 @@ def bootstrap_ci(values: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[floa
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def trace_tokens(run_dir: Path, label: str) -> np.ndarray:
-    """The token grids a run's policy decoded (from the trace cache, by the part's trace key)."""
+def trace_set(run_dir: Path, label: str):
+    """The trace set a run's policy decoded (from the trace cache, by the part's trace key)."""
     from ciarsim.trace import TraceSet
 
     meta = next(json.loads(p.read_text()) for p in sorted((run_dir / "parts").glob("*.meta.json"))
                 if json.loads(p.read_text())["policy"] == label)
-    return TraceSet.load(Path(".cache/ciarsim/traces") / f"{meta['trace_key']}.npz").tokens
+    return TraceSet.load(Path(".cache/ciarsim/traces") / f"{meta['trace_key']}.npz")
+
+
+def trace_tokens(run_dir: Path, label: str) -> np.ndarray:
+    return trace_set(run_dir, label).tokens
+
+
+def phone_share(run_dir: Path, label: str) -> float:
+    """Mean share of the final tokens that the phone drafted and nobody replaced (for fused
+    protocols, not the positions the cloud's copy of the small model redrafted)."""
+    from ciar_fused import device_drafted_share
+
+    from ciarsim.trace import SOURCE_DEVICE_KEPT, SOURCE_DEVICE_VERIFIED
+
+    ts = trace_set(run_dir, label)
+    pol = ts.meta.get("policy", {})
+    images = [ts.image(i) for i in range(len(ts))]
+    if pol.get("protocol") == FUSED:
+        T = len(images[0].tokens)
+        prefix = int(pol["params"].get("rho", 0.06) * T)
+        grid = int(round(T ** 0.5))
+        return float(np.mean([device_drafted_share(im, prefix, pol["params"].get("window", 0), grid)
+                              for im in images]))  # fmt: skip
+    return float(np.mean([np.isin(im.source, (SOURCE_DEVICE_KEPT, SOURCE_DEVICE_VERIFIED)).mean()
+                          for im in images]))  # fmt: skip
 
 
 def table(run_dir: Path) -> pd.DataFrame:
@@ -270,18 +308,20 @@ def table(run_dir: Path) -> pd.DataFrame:
                      "speedup_vs_ciar": ciar / s.loc[label, "latency_mean_ms"],
                      "round_trips": g["cloud_calls"].mean(), "cloud_passes_pct": s.loc[label, "cloud_calls_pct"],
                      "exposed_wait_ms": g["exposed_wait_ms"].mean(),
+                     "phone_share": phone_share(run_dir, label) if label != "adaptive" else np.nan,
                      "consistency": g["caption_consistency"].mean(), "ci_lo": lo, "ci_hi": hi})
     return pd.DataFrame(rows)
 
 
 def md_table(df: pd.DataFrame) -> str:
     cols = ["policy", "latency (s)", "x base", "x ciar", "round trips", "cloud passes % of base",
-            "exposed wait (s)", "consistency [95% CI]"]
+            "exposed wait (s)", "phone share", "consistency [95% CI]"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
         lines.append(f"| {r.policy} | {r.latency_mean_ms / 1000:.2f} | {r.speedup_vs_base:.2f} | "
                      f"{r.speedup_vs_ciar:.2f} | {r.round_trips:.1f} | {r.cloud_passes_pct:.1f} | "
-                     f"{r.exposed_wait_ms / 1000:.2f} | {r.consistency:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}] |")
+                     f"{r.exposed_wait_ms / 1000:.2f} | {'-' if pd.isna(r.phone_share) else f'{r.phone_share:.2f}'} | "
+                     f"{r.consistency:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}] |")
     return "\n".join(lines)
 
 
@@ -294,7 +334,12 @@ def write_report(networks: list[str], images: int) -> None:
            "the prompts (differences inside them are not ranked). Phone costs are ASSUMPTIONS "
            "(`ciarsim/data/hardware.json`); the GPU device is the cloud's H100 (the CIAR paper's "
            "hardware). `adaptive` picks per network from `base, code_split, ciar, relaxed batching, "
-           "cloud_burst` by latency predicted on 32 VALIDATION prompts, within 0.05 consistency of base.\n"]
+           "cloud_burst, fused-stream-row` by latency predicted on 32 VALIDATION prompts, within 0.05 "
+           "consistency of base. `fused-*` is `experiments/ciar_fused.py` (a plugin protocol): after a "
+           "window's first replacement the cloud's copy of the one-layer model drafts the rest of the "
+           "window, so the `phone share` column (final tokens the phone drafted) falls; its small-model "
+           "steps in the cloud are not charged (a lower bound), `fused-stream-row-pass` charges each as "
+           "a large-model pass (an upper bound).\n"]
     verdict = {}
     for net in networks:
         out.append(f"## {net}\n")
