@@ -79,8 +79,9 @@ EXACT = ["ciar_pipelined-w8", "batched-exact-row", "fused-row", "fused-stream-ro
 # distinct colours (Okabe-Ito, then Paul Tol "muted") and markers, one per label
 COLOURS = ["#000000", "#999999", "#CC79A7", "#D55E00", "#E69F00", "#882255", "#009E73", "#117733",
            "#44AA99", "#332288", "#56B4E9", "#0072B2", "#88CCEE", "#AA4499", "#DDCC77", "#661100",
-           "#6699CC", "#999933"]
-MARKERS = ["o", "X", "P", "*", "p", "H", "s", "D", "d", "^", "v", "<", ">", "h", "8", "o", "s", "D"]  # filled only
+           "#6699CC", "#999933", "#CC6677", "#4477AA", "#EE6677", "#228833"]
+MARKERS = ["o", "X", "P", "*", "p", "H", "s", "D", "d", "^", "v", "<", ">", "h", "8", "o", "s", "D",
+           "P", "X", "H", "8"]  # filled only
 
 
 # candidates for the target protocol, chosen on VALIDATION prompts (4g, phone): the fastest whose

@@ -404,6 +404,15 @@ def _as_plugin(item: Any) -> Any:
     return {**common, "name": "plugin", "protocol": item["name"], "params": params}
 
 
+def _with_plugin_candidates(item: Any) -> Any:
+    """An ``adaptive`` entry with its ``module:Class`` candidates rewritten by ``_as_plugin``."""
+    if not (isinstance(item, dict) and item.get("name") == "adaptive"
+            and isinstance(item.get("candidates"), list)):  # fmt: skip
+        return item
+    cands = [_as_plugin(c) for c in item["candidates"]]
+    return {**item, "candidates": cands} if cands != item["candidates"] else item
+
+
 class GroupConfig(Frozen):
     """One group of a mixed population (``ciarsim.scenario.population``): its ``share`` of the
     arrivals and, optionally, its own device and network blocks (default: the scenario's)."""
@@ -462,7 +471,7 @@ class Scenario(Frozen):
         items = data.get("policies") if isinstance(data, dict) else None
         if not isinstance(items, list):
             return data
-        out = [_as_plugin(item) for item in items]
+        out = [_as_plugin(_with_plugin_candidates(item)) for item in items]
         return {**data, "policies": out} if out != items else data
 
     @model_validator(mode="after")

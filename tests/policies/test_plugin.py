@@ -29,6 +29,14 @@ def test_module_class_names_a_plugin_with_its_params(on_path):
         "plugin", "entropy_rows:EntropyRows", {"tau": 1.5}, "rows", 2.0)
 
 
+def test_an_adaptive_candidate_may_be_a_plugin(on_path):
+    sc = Scenario.model_validate({"policies": [{"name": "adaptive", "candidates": [
+        {"name": "base"}, {"name": "entropy_rows:EntropyRows", "tau": 1.5, "label": "rows"}]}]})
+    cand = sc.policies[0].candidates[1]
+    assert (cand.name, cand.protocol, cand.params, cand.display) == (
+        "plugin", "entropy_rows:EntropyRows", {"tau": 1.5}, "rows")
+
+
 def test_example_protocol_equals_entropy_gating_with_fewer_round_trips(on_path, tiny_models):
     from ciarsim.policies import gated
     from ciarsim.scenario.schema import GatedPolicy
