@@ -149,17 +149,7 @@ def fused(run, window: int = 0, rows_of: int = 0, lag: int = 0, draft_as_pass: b
         passes = int((unc > j1).sum()) + (tail if draft_as_pass else 0)
         ops.append(sync.request(e - 1, e - sync.known - mine, changed=len(hit) > 0,
                                 decided=mine + tail, repasses=passes))  # fmt: skip
-        req = len(ops) - 1
-        miss = np.flatnonzero(run.lag_miss[e:e + ahead]) + e if run.lag_miss is not None and len(hit) else []
-        r = int(miss[0]) if len(miss) else e + ahead
-        ops += filter(None, [_draft(e + 1, r - 1, m, dep=DEP_NONE),
-                             _draft(max(r, e + 1), e + ahead - 1, m, dep=DEP_NONE, wasted=True)])
-        if len(hit) and e < T:
-            ops.append(device_op(1, j1, new_tokens=e + ahead - j1, dep=req))
-            t = r + 1
-        else:
-            ops.append(join_op(req))
-            t = max(last + 1, e + ahead)
+        t = _settle(ops, run, e, ahead, j1 if len(hit) else None, last, len(ops) - 1)
     ops += filter(None, [_draft(t, T - 1, m)])
     return ops
 
@@ -202,18 +192,26 @@ def fused_stream(run, window: int = 0, rows_of: int = 0, lag: int = 0, draft_as_
             if u <= j1:
                 answer = len(ops) - 1
         ops += filter(None, [_draft(t, last, m, dep=DEP_NONE, wasted=j1 < T)])
-        miss = np.flatnonzero(run.lag_miss[e:e + ahead]) + e if run.lag_miss is not None and len(hit) else []
-        r = int(miss[0]) if len(miss) else e + ahead
-        ops += filter(None, [_draft(e + 1, r - 1, m, dep=DEP_NONE),
-                             _draft(max(r, e + 1), e + ahead - 1, m, dep=DEP_NONE, wasted=True)])
-        if len(hit) and e < T:
-            ops.append(device_op(1, j1, new_tokens=e + ahead - j1, dep=answer))
-            t = r + 1
-        else:
-            ops.append(join_op(answer))
-            t = max(last + 1, e + ahead)
+        t = _settle(ops, run, e, ahead, j1 if len(hit) else None, last, answer)
     ops += filter(None, [_draft(t, T - 1, m)])
     return ops
+
+
+def _settle(ops: list, run, e: int, ahead: int, j1: int | None, last: int, answer: int) -> int:
+    """After a window [.., e): the blind drafts past it (kept up to the first the check rejects,
+    the rest wasted), then, once op ``answer`` is back, the re-ingest of the window from its
+    first replacement ``j1`` (or a plain wait when nothing was replaced). Returns the next
+    position to draft. (As ``schedule.relaxed`` does after its windows.)"""
+    m, T = run.prefix, run.T
+    miss = np.flatnonzero(run.lag_miss[e:e + ahead]) + e if run.lag_miss is not None and j1 is not None else []
+    r = int(miss[0]) if len(miss) else e + ahead
+    ops += filter(None, [_draft(e + 1, r - 1, m, dep=DEP_NONE),
+                         _draft(max(r, e + 1), e + ahead - 1, m, dep=DEP_NONE, wasted=True)])
+    if j1 is not None and e < T:
+        ops.append(device_op(1, j1, new_tokens=e + ahead - j1, dep=answer))
+        return r + 1
+    ops.append(join_op(answer))
+    return max(last + 1, e + ahead)
 
 
 def device_drafted_share(trace: ImageTrace, prefix: int, window: int = 0, rows_of: int = 16) -> float:
