@@ -130,14 +130,7 @@ def fused(run, window: int = 0, rows_of: int = 0, lag: int = 0, draft_as_pass: b
     the row from the first replacement (and checks its blind drafts in the same pass)."""
     ops, sync, m, T = opening(run), _Sync(run), run.prefix, run.T
     t = m
-    spans = (checked_spans(m, T, window, rows_of, lag) if run.lag_miss is not None else
-             [(s, e, 0) for s, e in windows(m, T, window, rows_of, 0)])
-    for s, e, ahead in spans:
-        unc = np.flatnonzero(run.send[s:e]) + s
-        if len(unc) == 0:
-            continue
-        last = e if e < T or (run.inject and not run.send[e - 1]) else e - 1
-        hit = unc[run.changed[unc]]
+    for e, ahead, unc, hit, last in _flagged_windows(run, window, rows_of, lag):
         if len(hit):  # the device's drafts after the first replacement are redone in the cloud
             j1 = int(hit[0])
             ops += filter(None, [_draft(t, j1, m), _draft(j1 + 1, last, m, wasted=True)])
@@ -163,14 +156,7 @@ def fused_stream(run, window: int = 0, rows_of: int = 0, lag: int = 0, draft_as_
     replaced, for the last verification)."""
     ops, sync, m, T = opening(run), _Sync(run), run.prefix, run.T
     t = m
-    spans = (checked_spans(m, T, window, rows_of, lag) if run.lag_miss is not None else
-             [(s, e, 0) for s, e in windows(m, T, window, rows_of, 0)])
-    for s, e, ahead in spans:
-        unc = np.flatnonzero(run.send[s:e]) + s
-        if len(unc) == 0:
-            continue
-        last = e if e < T or (run.inject and not run.send[e - 1]) else e - 1
-        hit = unc[run.changed[unc]]
+    for e, ahead, unc, hit, last in _flagged_windows(run, window, rows_of, lag):
         j1 = int(hit[0]) if len(hit) else T
         stale_from = j1 + 1
         for u in (int(x) for x in unc):
@@ -195,6 +181,20 @@ def fused_stream(run, window: int = 0, rows_of: int = 0, lag: int = 0, draft_as_
         t = _settle(ops, run, e, ahead, j1 if len(hit) else None, last, answer)
     ops += filter(None, [_draft(t, T - 1, m)])
     return ops
+
+
+def _flagged_windows(run, window: int, rows_of: int, lag: int):
+    """Per window holding a flagged position: (end, blind positions past it, flagged positions,
+    the replaced ones among them, the last position its drafting reaches)."""
+    m, T = run.prefix, run.T
+    spans = (checked_spans(m, T, window, rows_of, lag) if run.lag_miss is not None else
+             [(s, e, 0) for s, e in windows(m, T, window, rows_of, 0)])
+    for s, e, ahead in spans:
+        unc = np.flatnonzero(run.send[s:e]) + s
+        if len(unc):
+            # draft through position e: that step also yields the features of token e - 1
+            last = e if e < T or (run.inject and not run.send[e - 1]) else e - 1
+            yield e, ahead, unc, unc[run.changed[unc]], last
 
 
 def _settle(ops: list, run, e: int, ahead: int, j1: int | None, last: int, answer: int) -> int:
