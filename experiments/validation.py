@@ -1,6 +1,6 @@
 """Validate the simulator's timing against a real TCP stack: ``reports/validation/``.
 
-    sudo python experiments/validation.py --mahimahi PATH/TO/mahimahi/traces [--images 3] [--parallel 4]
+    sudo python experiments/validation.py --mahimahi PATH/TO/mahimahi/traces [--images 3] [--reps-impaired 2] [--parallel 3]
     python experiments/validation.py --mahimahi ... --analyse-only   # re-simulate + redraw from saved runs
     python experiments/validation.py --redraw                        # tables, figures, page only
 
@@ -10,12 +10,15 @@ TMobile-LTE-short and Verizon-LTE-short traces rescaled to the uplink / downlink
 (https://github.com/ravinet/mahimahi/tree/master/traces; trace points are skipped when
 ``--mahimahi`` is not given or lacks them) x the policies of ``experiments/validation.yaml``.
 Each network point is one ``ciarsim emulate`` session (``ciarsim.emulate.emulate_scenario``) over
-the first ``--images`` test images; points already in ``<out>/points/`` are reused (``--force``
+the first ``--images`` test images, an impaired point ``--reps-impaired`` times with different relay
+seeds (``<out>/points/<point>/rep<r>/`` for r > 0); sessions already on disk are reused (``--force``
 redoes them). The analysis re-simulates every point with the simulator's link model as it was
 before this validation (``before``: 40-byte headers, no TCP window) and as it is now (``after``),
 writes ``points.csv``, ``summary.csv`` (median and p95 over points of the absolute relative error
-of the per-point median and p95 latency, overall, per policy, per grid half), ``table.md`` and
-the figures, and records the machine load sampled during the emulation.
+of the per-point median and p95 latency, overall, per policy, per grid half; ``after-expected``
+against the simulator's expected median and ``noise-floor``, the simulator against itself at the
+emulated sample size), ``table.md`` and the figures, and records the machine load sampled during
+the emulation.
 """
 
 from __future__ import annotations
