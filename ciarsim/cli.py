@@ -487,6 +487,8 @@ def emulate(
     set_: List[str] = typer.Option([], "--set", help="Override a field: dotted.path=value (repeatable)."),
     images: int = typer.Option(4, min=1, help="Images per (point, policy): the first N of the workload."),
     cache_dir: Path = typer.Option(Path(".cache/ciarsim/traces"), help="Decode-trace cache folder."),
+    congestion: str = typer.Option("cubic", help="TCP congestion control of both ends (Linux "
+                                   "TCP_CONGESTION); the simulator models CUBIC."),
 ) -> None:
     """Replay SCENARIO over real kernel TCP through a shaped packet relay (two network
     namespaces; needs root or CAP_NET_ADMIN) and compare per-image latency with the simulator."""
@@ -494,7 +496,7 @@ def emulate(
 
     sc = _load(scenario, set_)
     _writable_folder(out_dir, "--out")
-    result = emulate_scenario(sc, out_dir, images=images, cache_dir=cache_dir,
+    result = emulate_scenario(sc, out_dir, images=images, cache_dir=cache_dir, congestion=congestion,
                               progress=lambda d, n, what: err.print(f"emulated {d}/{n}: {what}"))  # fmt: skip
     cols = ["policy", "sim_median_ms", "emu_median_ms", "rel_error_median", "rel_error_p95"]
     out.print(result.points[["point", *cols]].to_string(index=False, float_format="%.3f"))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ciarsim.emulate.program import programs
-from ciarsim.emulate.session import check_host, run_session
+from ciarsim.emulate.session import CONGESTION, check_congestion, check_host, run_session
 from ciarsim.errors import EmulationError
 from ciarsim.runner import store
 from ciarsim.runner.run import Decoder, decode_task, plan_jobs, preflight
@@ -96,6 +96,7 @@ def emulate_scenario(
     cache_dir: str | Path = ".cache/ciarsim/traces",
     replication: int = 0,
     realtime: bool = True,
+    congestion: str = CONGESTION,
     progress: Callable[[int, int, str], None] | None = None,
     decoder: Decoder | None = None,
 ) -> EmulationResult:
@@ -111,6 +112,7 @@ def emulate_scenario(
             raise EmulationError(f"policies: '{j.label}' is adaptive; the emulator replays "
                                  "fixed policies")  # fmt: skip
     check_host()
+    check_congestion(congestion)
     if decoder is None:
         preflight(scenario)
     cache = TraceCache(cache_dir)
@@ -126,14 +128,15 @@ def emulate_scenario(
             blocks.append({"think_ms": sc.workload.arrival.think_time_ms,
                            "images": programs(traces, sc)})  # fmt: skip
         res = run_session(relay_spec(sc, replication, seed), blocks,
-                          sc.models.model_dump(mode="json"), realtime=realtime)  # fmt: skip
+                          sc.models.model_dump(mode="json"), realtime=realtime,
+                          congestion=congestion)  # fmt: skip
         seen = [0] * len(mine)
         for r in res["images"]:  # in replay order within each block
             j, i = mine[r["block"]], seen[r["block"]]
             seen[r["block"]] += 1
             rows.append({"point": pt.key, **_params(pt), "policy": j.label, "image": r["image"],
                          "sim_latency_ms": sims[r["block"]][i], "emu_latency_ms": r["latency_ms"],
-                         "testbed_rtt_ms": r["overhead_ms"],
+                         "congestion": congestion, "testbed_rtt_ms": r["overhead_ms"],
                          "relay_late_ms_p99": res["relay"]["late_ms_p99"]})  # fmt: skip
         if progress:
             progress(k + 1, len(points), pt.label)

@@ -135,21 +135,9 @@ class ClockEnv:
             self.virtual = None
 
 
-def serve(spec: dict) -> None:
-    """Accept one connection and answer its requests until it closes."""
-    from ciarsim.scenario.schema import ModelsConfig  # noqa: PLC0415
-    from ciarsim.sim.cloud import CloudServer  # noqa: PLC0415
-    from ciarsim.sim.costs import CostModel  # noqa: PLC0415
-
-    models = ModelsConfig(**spec["models"])
-    cost = CostModel.from_config(models.cloud, "models.cloud")
-    c = models.cloud
-    lsock = socket.create_server((spec["host"], spec["port"]))
-    print("listening", flush=True)
-    conn, _ = lsock.accept()
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    env = ClockEnv(time.monotonic())
-    cloud = CloudServer(env, cost, c.max_batch, c.text_tokens, c.cfg_rows)
+def _serve_connection(conn: socket.socket, env: ClockEnv, cloud) -> int:
+    """Answer ``conn``'s requests through ``cloud`` until the client closes it; returns how many
+    were answered."""
     frames, served = Frames(), 0
 
     def answer(ident: int, nbytes: int):
@@ -169,8 +157,40 @@ def serve(spec: dict) -> None:
                 ident, steps, new, ctx, prefill, down = REQUEST.unpack_from(body)
                 cloud.request(steps, new, ctx, bool(prefill), answer(ident, down))
         env.fire_due()
-    late = sorted(env.late_ms) or [0.0]
-    _write_json(spec["stats"], {"served": served, "iterations": cloud.iterations,
+    return served
+
+
+def _congestion(sock: socket.socket, algorithm: str) -> None:
+    """Pin ``sock``'s congestion control (Linux ``TCP_CONGESTION``) to ``algorithm``."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, algorithm.encode())
+
+
+def serve(spec: dict) -> None:
+    """Accept ``spec["connections"]`` connections one after the other (the client's calibration,
+    then one per replay block) and answer each one's requests until it closes."""
+    from ciarsim.scenario.schema import ModelsConfig  # noqa: PLC0415
+    from ciarsim.sim.cloud import CloudServer  # noqa: PLC0415
+    from ciarsim.sim.costs import CostModel  # noqa: PLC0415
+
+    models = ModelsConfig(**spec["models"])
+    cost = CostModel.from_config(models.cloud, "models.cloud")
+    c = models.cloud
+    lsock = socket.create_server((spec["host"], spec["port"]))
+    _congestion(lsock, spec["congestion"])  # accepted connections inherit it
+    print("listening", flush=True)
+    served = iterations = 0
+    late: list[float] = []
+    for _ in range(spec["connections"]):
+        conn, _ = lsock.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        env = ClockEnv(time.monotonic())
+        cloud = CloudServer(env, cost, c.max_batch, c.text_tokens, c.cfg_rows)
+        served += _serve_connection(conn, env, cloud)
+        iterations += cloud.iterations
+        late += env.late_ms
+        conn.close()
+    late = sorted(late) or [0.0]
+    _write_json(spec["stats"], {"served": served, "iterations": iterations,
                                 "timer_late_ms_p50": late[len(late) // 2],
                                 "timer_late_ms_p99": late[int(len(late) * 0.99)]})
 
@@ -255,20 +275,33 @@ def calibrate(conn: _Conn, one_way_ms: float, probes: int, first_id: int) -> flo
     return max(rtts[len(rtts) // 2] - 2.0 * one_way_ms, 0.0)
 
 
-def client(spec: dict) -> None:
-    """Connect, measure the testbed's round-trip overhead (``calibrate``), then for each block:
-    announce its time 0 and the per-direction compensation on stdout (``start <t0> <block>
-    <ms>``, relayed to the relay), wait for it and replay its images back to back; write the
-    latencies and the overhead."""
-    sock = socket.create_connection((spec["host"], spec["port"]), timeout=30)
+def connect(spec: dict) -> _Conn:
+    """A fresh connection to the server: congestion control pinned before the handshake,
+    ``TCP_NODELAY``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    _congestion(sock, spec["congestion"])
+    sock.settimeout(30)
+    sock.connect((spec["host"], spec["port"]))
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return _Conn(sock)
+
+
+def client(spec: dict) -> None:
+    """Measure the testbed's round-trip overhead (``calibrate``) on a first connection, then for
+    each block: open a fresh connection (so that no block inherits another's congestion state:
+    each policy starts as the simulator starts it), announce the block's time 0 and the
+    per-direction compensation on stdout (``start <t0> <block> <ms>``, relayed to the relay),
+    wait for it and replay its images back to back; write the latencies and the overhead."""
+    conn = connect(spec)
     print("connected", flush=True)
     sys.stdin.readline()  # go
-    conn, rows = _Conn(sock), []
+    rows = []
     overhead_ms = calibrate(conn, spec["one_way_ms"], spec["probes"], 0)
+    conn.close()
     next_id = spec["probes"]
     for b, block in enumerate(spec["blocks"]):
+        conn = connect(spec)  # the handshake happens before the block's time 0
         t0 = time.monotonic() + spec["gap_s"]
         print(f"start {t0!r} {b} {overhead_ms / 2.0!r}", flush=True)
         time.sleep(max(t0 - time.monotonic(), 0.0))
@@ -279,7 +312,7 @@ def client(spec: dict) -> None:
             next_id += k
             rows.append({"block": b, "image": img["image"], "overhead_ms": overhead_ms, "start_ms": (start - t0) * 1000.0,
                          "end_ms": (end - t0) * 1000.0, "latency_ms": (end - start) * 1000.0})
-    conn.close()
+        conn.close()
     _write_json(spec["results"], {"images": rows, "overhead_ms": overhead_ms})
 
 

@@ -31,6 +31,12 @@ from ciarsim.errors import EmulationError
 DEV_IP, CLOUD_IP, PORT = "10.201.0.1", "10.201.0.2", 7431
 CAP_NET_ADMIN = 12
 START_TIMEOUT_S = 60.0
+# The senders' congestion control: CUBIC, what ``ciarsim.sim.tcp`` models (its window rules are
+# CUBIC's) and the default of Linux and Android. A host's own default may differ (BBR on the
+# machine of docs/validation.md); BBR paces an application-limited flow at the bandwidth it has
+# measured, far below the link's rate, which the simulator does not model.
+CONGESTION = "cubic"
+AVAILABLE_CC = "/proc/sys/net/ipv4/tcp_available_congestion_control"
 
 
 def check_host() -> None:
@@ -45,6 +51,19 @@ def check_host() -> None:
                              "load it with `modprobe tun`")  # fmt: skip
     if shutil.which("ip") is None:
         raise EmulationError("ciarsim emulate needs the `ip` command (iproute2)")
+
+
+def check_congestion(algorithm: str) -> None:
+    """Raise ``EmulationError`` unless this kernel offers TCP congestion control ``algorithm``."""
+    try:
+        with open(AVAILABLE_CC, encoding="utf-8") as f:
+            available = f.read().split()
+    except OSError:
+        available = []
+    if algorithm not in available:
+        raise EmulationError(f"--congestion: this kernel has no TCP congestion control "
+                             f"'{algorithm}' (available: {', '.join(available) or 'unknown'}); "
+                             f"load its module (e.g. `modprobe tcp_{algorithm}`) or pick another")  # fmt: skip
 
 
 def _has_cap(bit: int) -> bool:
@@ -114,6 +133,14 @@ class _Namespaces:
             subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",  # no IPv6 chatter
                             "net.ipv6.conf.all.disable_ipv6=1",
                             "net.ipv6.conf.default.disable_ipv6=1"], capture_output=True)
+            # a new connection must not start from the ssthresh and RTT an earlier one cached
+            # (Linux's tcp_metrics): each replay block gets a fresh connection, as fresh as the
+            # simulator's
+            res = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
+                                  "net.ipv4.tcp_no_metrics_save=1"], capture_output=True, text=True)
+            if res.returncode:
+                raise EmulationError(f"could not set net.ipv4.tcp_no_metrics_save in a namespace: "
+                                     f"{res.stderr.strip()}")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -205,20 +232,25 @@ class Link:
 
 
 def run_session(relay: dict, blocks: list[dict], models: dict, *, realtime: bool = True,
-                gap_s: float = 0.3, timeout_s: float = 3600.0, probes: int = 41) -> dict:  # fmt: skip
+                gap_s: float = 0.3, timeout_s: float = 3600.0, probes: int = 41,
+                congestion: str = CONGESTION) -> dict:  # fmt: skip
     """Replay ``blocks`` (each ``{"think_ms", "images": programs}``) between a real client and
     server over a link shaped by the relay spec ``relay`` (the testbed's own round-trip overhead,
-measured with ``probes`` empty exchanges, is taken off the relay's delays so that the
-application-level RTT is the scenario's). Returns ``{"images": rows, "overhead_ms", "relay":
-    relay counters, "server": server counters}``; rows carry ``block``, ``image``,
-    ``latency_ms``."""
+    measured with ``probes`` empty exchanges, is taken off the relay's delays so that the
+    application-level RTT is the scenario's); both ends run TCP congestion control
+    ``congestion``, and each block runs on a connection of its own. Returns ``{"images": rows,
+    "overhead_ms", "relay": relay counters, "server": server counters}``; rows carry ``block``,
+    ``image``, ``latency_ms``."""
+    check_congestion(congestion)
     with tempfile.TemporaryDirectory(prefix="ciarsim-emu-") as tmp, \
             shaped_link(relay, Path(tmp), realtime) as link:  # fmt: skip
         d = Path(tmp)
         specs = {
             "server": {"host": CLOUD_IP, "port": PORT, "models": models,
+                       "congestion": congestion, "connections": 1 + len(blocks),
                        "stats": str(d / "server.json"), "realtime": realtime},
             "client": {"host": CLOUD_IP, "port": PORT, "blocks": blocks, "gap_s": gap_s,
+                       "congestion": congestion,
                        "one_way_ms": relay["uplink"]["one_way_ms"], "probes": probes,
                        "results": str(d / "client.json"), "realtime": realtime},
         }  # fmt: skip
