@@ -56,7 +56,7 @@ IMPAIRED = {"jitter_ms": 5.0, "loss_rate": 0.01}
 CACHE = ROOT / ".cache" / "ciarsim" / "traces"
 # the link model before this validation (ciarsim's defaults until then); "after" = today's
 # defaults (every loss waits Linux's RTO); "after-rack" = today's with the candidate loss rule
-# that the fit half did not pick (ciarsim.sim.tcp.rack_wait_ms)
+# (ciarsim.sim.tcp.RECOVERY = "rack": Linux's RACK-TLP)
 MODELS = {"before": ["network.packet_header_bytes=40", "network.tcp=none"], "after": [],
           "after-rack": []}
 # impaired points: the simulator's expectation pools replications EXPECT_FROM .. +EXPECT_REPS - 1
@@ -149,7 +149,7 @@ def resimulate(points, out: Path, reps_impaired: int) -> tuple[pd.DataFrame, pd.
     replication) under each link model. Per impaired (point, policy), for the ``after`` model:
     the simulator's expected median (pooled over ``EXPECT_REPS`` other replications) and its
     noise floor (the same-size comparison between two sets of simulated replications)."""
-    rows, extra_rows = [], []
+    rows, extra_rows, pit_rows = [], [], []
     for key, over, half in points:
         emus = {r: _rep_dir(out, key, r) / "emulation.csv" for r in range(_reps(key, reps_impaired))}
         emus = {r: pd.read_csv(p) for r, p in emus.items() if p.exists()}
@@ -173,19 +173,61 @@ def resimulate(points, out: Path, reps_impaired: int) -> tuple[pd.DataFrame, pd.
                                      "policy": j.label, "replication": r, "image": er["image"],
                                      "sim_latency_ms": sim, "emu_latency_ms": er["emu_latency_ms"],
                                      "testbed_rtt_ms": er["testbed_rtt_ms"]})  # fmt: skip
-                if model == "after" and _impaired(key):
-                    extra_rows.append({"model": model, "point": key, "policy": j.label,
-                                       **_expectation(tr, psc, j.label, sorted(emus))})  # fmt: skip
+                if model == "before" or not _impaired(key):
+                    continue
+                with _loss_rule(model):
+                    draws = np.array([_sim(tr, psc, j.label, EXPECT_FROM + r).images["latency_ms"]
+                                      for r in range(EXPECT_REPS)])  # fmt: skip
+                for r, emu in emus.items():  # where each emulated image falls among the draws
+                    e = emu[emu["policy"] == j.label]["emu_latency_ms"].to_numpy()
+                    for i, x in enumerate(e):
+                        pit_rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
+                                         "policy": j.label, "replication": r, "image": i,
+                                         "pit": _pit(draws[:, i], x)})  # fmt: skip
+                if model == "after":
+                    with _loss_rule(model):
+                        extra_rows.append({"model": model, "point": key, "policy": j.label,
+                                           **_expectation(tr, psc, j.label, sorted(emus), draws)})  # fmt: skip
     cols = ["model", "point", "policy", "sim_expected_median_ms", "noise_rel_error_median"]
-    return pd.DataFrame(rows), pd.DataFrame(extra_rows, columns=cols)
+    return pd.DataFrame(rows), pd.DataFrame(extra_rows, columns=cols), pd.DataFrame(pit_rows)
 
 
-def _expectation(tr, sc, label: str, reps: list[int]) -> dict:
-    """The simulator's expected median latency of these images (pooled over many jitter and
-    loss draws) and its noise floor: the relative error between the pooled medians of two
-    disjoint sets of simulated replications the size of the emulated ones."""
+def _pit(draws: np.ndarray, x: float) -> float:
+    """The probability integral transform of an emulated latency ``x`` under the simulator's
+    draws of the same image: the share of draws below it (ties count half). A calibrated
+    simulator makes these uniform on [0, 1]: mean 0.5, no pile-up at 0 or 1."""
+    return float(((draws < x).sum() + 0.5 * (draws == x).sum()) / len(draws))
+
+
+def calibration(pit: pd.DataFrame, boot: int = 2000) -> pd.DataFrame:
+    """Per model and policy (and all policies): the mean PIT of the emulated images of impaired
+    points with a 95% interval from a bootstrap over points (images of one point share its
+    network: the point is the unit), and the shares of images slower than every simulated
+    draw (PIT 1) and faster than every one (PIT 0); each is 1 / (draws + 1) = 4.8% for a
+    calibrated simulator with 20 draws."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for model, m in pit.groupby("model", sort=False):
+        for policy, d in [("all", m), *m.groupby("policy", sort=False)]:
+            per_point = d.groupby("point")["pit"].agg(["sum", "size"])
+            s, n = per_point["sum"].to_numpy(), per_point["size"].to_numpy()
+            idx = rng.integers(0, len(s), size=(boot, len(s)))
+            means = s[idx].sum(axis=1) / n[idx].sum(axis=1)
+            rows.append({"model": model, "policy": policy, "points": len(s), "images": int(n.sum()),
+                         "mean_pit": float(s.sum() / n.sum()),
+                         "ci_low": float(np.quantile(means, 0.025)),
+                         "ci_high": float(np.quantile(means, 0.975)),
+                         "share_slower_than_all": float((d["pit"] == 1.0).mean()),
+                         "share_faster_than_all": float((d["pit"] == 0.0).mean())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _expectation(tr, sc, label: str, reps: list[int], draws: np.ndarray) -> dict:
+    """The simulator's expected median latency of these images (pooled over its ``draws``,
+    replications ``EXPECT_FROM`` on) and its noise floor: the relative error between the pooled
+    medians of two disjoint sets of simulated replications the size of the emulated ones."""
     lat = lambda r: _sim(tr, sc, label, r).images["latency_ms"].to_numpy()  # noqa: E731
-    expect = np.median(np.concatenate([lat(EXPECT_FROM + r) for r in range(EXPECT_REPS)]))
+    expect = np.median(draws)
     a = np.median(np.concatenate([lat(r) for r in reps]))
     b = np.median(np.concatenate([lat(NOISE_FROM + i) for i in range(len(reps))]))
     return {"sim_expected_median_ms": float(expect), "noise_rel_error_median": float((a - b) / b)}
@@ -198,19 +240,18 @@ def _sim(tr, sc, label: str, rep: int):
 
 
 class _loss_rule:
-    """For ``after-rack``: the candidate loss rule (``tcp.rack_wait_ms``) in place of the RTO."""
+    """For ``after-rack``: the candidate loss recovery (``tcp.RECOVERY = "rack"``)."""
 
     def __init__(self, model: str):
         self.on = model == "after-rack"
 
     def __enter__(self) -> None:
         if self.on:
-            self.saved = tcp.loss_wait_ms
-            tcp.loss_wait_ms = tcp.rack_wait_ms
+            self.saved, tcp.RECOVERY = tcp.RECOVERY, "rack"
 
     def __exit__(self, *exc) -> None:
         if self.on:
-            tcp.loss_wait_ms = self.saved
+            tcp.RECOVERY = self.saved
 
 
 def summarise(per_point: pd.DataFrame) -> pd.DataFrame:
@@ -297,7 +338,7 @@ def redraw(out: Path) -> None:
 
 
 def analyse(points, out: Path, reps_impaired: int) -> None:
-    per_image, expected = resimulate(points, out, reps_impaired)
+    per_image, expected, pit = resimulate(points, out, reps_impaired)
     keys = ["model", "point", "half", "policy"]
     pp = compare(per_image.drop(columns=["testbed_rtt_ms", "replication"]))
     pp = pp.merge(per_image.groupby(keys)["testbed_rtt_ms"].median().reset_index(), on=keys)
@@ -309,6 +350,8 @@ def analyse(points, out: Path, reps_impaired: int) -> None:
     store.write_table(per_image, out / "images.csv")
     store.write_table(pp, out / "points.csv")
     store.write_table(summary, out / "summary.csv")
+    store.write_table(pit, out / "pit.csv")
+    store.write_table(calibration(pit), out / "calibration.csv")
     store.write_text(out / "table.md", table(pp))
     figures(pp, out)
     store.write_text(out / "validation.md", page(pp, summary, out))
@@ -402,7 +445,9 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
               f"{_pct(ex.abs().median())} / {_pct(ex.abs().quantile(0.95))}; the noise floor at this "
               f"sample size {_pct(nf.abs().median())} / {_pct(nf.abs().quantile(0.95))}. Mean signed "
               f"error against the expectation {_pct(ex.mean())} (negative: the simulator is faster "
-              "than the kernel).", "", "## By policy", "",
+              "than the kernel).", ""]  # fmt: skip
+    lines += _calibration_lines(out)
+    lines += ["## By policy", "",
               "| policy | model | median abs error | p95 abs error |", "|---|---|---|---|"]  # fmt: skip
     for pol in a["policy"].unique():
         for m in ("before", "after"):
@@ -413,6 +458,28 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
               "Files: `points.csv` (per point, policy and model), `images.csv` (per image), "
               "`summary.csv`, `load.csv`, `points/<point>/` (the emulator's own outputs).", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _calibration_lines(out: Path) -> list[str]:
+    """The distributional check: where each emulated image of an impaired point falls among
+    the simulator's draws of it (``calibration.csv``)."""
+    if not (out / "calibration.csv").exists():
+        return []
+    cal = pd.read_csv(out / "calibration.csv")
+    lines = ["## Distributional check (impaired points)", "",
+             "Each emulated image of an impaired point against the simulator's "
+             f"{EXPECT_REPS} draws of the same image (other jitter and loss draws): the PIT is the "
+             "share of draws faster than the kernel. A calibrated simulator gives a mean PIT of 0.5 "
+             f"and {_pct(1 / (EXPECT_REPS + 1))} of images beyond every draw on each side; a mean "
+             "above 0.5 means the kernel is slower than the simulator (the simulator is "
+             "optimistic). 95% intervals from a bootstrap over points.", "",
+             "| model | policy | points | images | mean PIT [95% CI] | slower than every draw | "
+             "faster than every draw |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in cal.itertuples():
+        lines.append(f"| {r.model} | {r.policy} | {r.points} | {r.images} | {r.mean_pit:.2f} "
+                     f"[{r.ci_low:.2f}, {r.ci_high:.2f}] | {_pct(r.share_slower_than_all)} | "
+                     f"{_pct(r.share_faster_than_all)} |")
+    return [*lines, ""]
 
 
 def main() -> None:

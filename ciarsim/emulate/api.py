@@ -136,7 +136,7 @@ def emulate_scenario(
             seen[r["block"]] += 1
             rows.append({"point": pt.key, **_params(pt), "policy": j.label, "image": r["image"],
                          "sim_latency_ms": sims[r["block"]][i], "emu_latency_ms": r["latency_ms"],
-                         "congestion": congestion, "testbed_rtt_ms": r["overhead_ms"],
+                         "congestion": r["congestion"], "testbed_rtt_ms": r["overhead_ms"],
                          "relay_late_ms_p99": res["relay"]["late_ms_p99"]})  # fmt: skip
         if progress:
             progress(k + 1, len(points), pt.label)

@@ -165,6 +165,11 @@ def _congestion(sock: socket.socket, algorithm: str) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, algorithm.encode())
 
 
+def congestion_of(sock: socket.socket) -> str:
+    """The congestion control ``sock`` runs, as the kernel reports it."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0")[0].decode()
+
+
 def serve(spec: dict) -> None:
     """Accept ``spec["connections"]`` connections one after the other (the client's calibration,
     then one per replay block) and answer each one's requests until it closes."""
@@ -191,6 +196,7 @@ def serve(spec: dict) -> None:
         conn.close()
     late = sorted(late) or [0.0]
     _write_json(spec["stats"], {"served": served, "iterations": iterations,
+                                "connections": spec["connections"],
                                 "timer_late_ms_p50": late[len(late) // 2],
                                 "timer_late_ms_p99": late[int(len(late) * 0.99)]})
 
@@ -311,7 +317,8 @@ def client(spec: dict) -> None:
             start, end, k = replay_image(conn, img["ops"], next_id)
             next_id += k
             rows.append({"block": b, "image": img["image"], "overhead_ms": overhead_ms, "start_ms": (start - t0) * 1000.0,
-                         "end_ms": (end - t0) * 1000.0, "latency_ms": (end - start) * 1000.0})
+                         "end_ms": (end - t0) * 1000.0, "latency_ms": (end - start) * 1000.0,
+                         "port": conn.sock.getsockname()[1], "congestion": congestion_of(conn.sock)})
         conn.close()
     _write_json(spec["results"], {"images": rows, "overhead_ms": overhead_ms})
 

@@ -146,6 +146,7 @@ class Link:
         self._packet_ms = 8.0 * (mtu_bytes + self._frame - header_bytes) / _mean_bits_per_ms(capacity) \
             if self.tcp else 0.0
         self._offsets: list[float] = []
+        self._positions: np.random.Generator | None = None  # loss positions (tcp.RECOVERY "rack")
 
     @classmethod
     def from_config(cls, net: NetworkConfig, capacity, jitter_rng, loss_rng) -> "Link":
@@ -176,15 +177,19 @@ class Link:
                 ser_end = max(ser_end, start + tcp_model.window_ms(n, cwnd, self._packet_ms, rtt))
         else:
             ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
-        lost = self._losses(n) if self.loss_rate else 0
+        rounds = self._loss_rounds(n) if self.loss_rate else []
+        lost, fast = sum(rounds), False
         end = ser_end
         if lost:
-            wait = tcp_model.loss_wait_ms(n, rtt) if self.tcp else self.rto_ms
             resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self._frame)
-            for _ in range(lost):
-                end = self._send(end + wait, end + wait, resend_bits)
+            if self.tcp and tcp_model.RECOVERY == "rack":
+                end, fast = self._rack(rounds, n, start, ser_end, rtt, resend_bits)
+            else:
+                wait = tcp_model.loss_wait_ms(n, rtt) if self.tcp else self.rto_ms
+                for _ in range(lost):
+                    end = self._send(end + wait, end + wait, resend_bits)
         if self.tcp:
-            self.window.sent(end, n, lost)
+            self.window.sent(end, n, lost, fast)
         self.busy_until = end
         prop = self.one_way_ms + (self._packet_jitter(n) if self.tcp else self.jitter())
         arrival = end + prop
@@ -215,15 +220,34 @@ class Link:
             return self._stream.send(now, bits)
         return self.capacity.finish(start, bits)
 
-    def _losses(self, packets: int) -> int:
-        """Lost transmissions: binomial over the packets, then over the resends, until none."""
-        if self.loss_rate == 0.0 or packets == 0:
-            return 0
-        total, k = 0, packets
+    def _loss_rounds(self, packets: int) -> list[int]:
+        """Lost transmissions per round: binomial over the packets, then over the resends, until
+        none (the last count, 0, is left out)."""
+        rounds, k = [], packets
         while k:
             k = int(self.loss_rng.binomial(k, self.loss_rate))
-            total += k
-        return total
+            if k:
+                rounds.append(k)
+        return rounds
+
+    def _rack(self, rounds: list[int], n: int, start: float, ser_end: float, rtt: float,
+              bits: float) -> tuple[float, bool]:  # fmt: skip
+        """The candidate recovery (``tcp.RECOVERY = "rack"``): the first round's losses at
+        uniformly drawn packet positions (packet i left when its serialisation ended), each
+        resent at ``tcp.rack_resend_ms``; a lost resend waits the RTO. Returns the end of the
+        last resend and whether fast recovery repaired every loss (no RTO fired)."""
+        if self._positions is None:  # its own stream: the loss counts stay the default's draws
+            self._positions = self.loss_rng.spawn(1)[0]
+        step = (ser_end - start) / n
+        lost_at = self._positions.choice(n, rounds[0], replace=False).tolist()
+        due = sorted(tcp_model.rack_resend_ms(i, n, start + (i + 1) * step, rtt) for i in lost_at)
+        rto = tcp_model.rto_ms(rtt)
+        end = ser_end
+        for t in due:
+            end = self._send(max(end, t), max(end, t), bits)
+        for _ in range(sum(rounds[1:])):
+            end = self._send(end + rto, end + rto, bits)
+        return end, len(rounds) == 1 and n - 1 not in lost_at  # no tail RTO, no lost resend
 
     def transfer(self, env, nbytes: int) -> Generator:
         """SimPy process function: send ``nbytes``; returns the ``TransferRecord`` on arrival.

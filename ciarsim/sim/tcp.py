@@ -13,10 +13,10 @@ relay (docs/validation.md), each with Linux's constants:
   initial window (Linux ``tcp_cwnd_restart``; ``restart_cwnd``).
 - **loss recovery from the measured RTT**: Linux's RTO is SRTT plus a variance term that is never
   below ``RTO_MIN_MS`` = 200 ms (``TCP_RTO_MIN``), so a lost packet is resent ``rtt + 200`` ms
-  after it was sent (``loss_wait_ms``). Within a multi-packet message SACK-based recovery (RACK)
-  or a tail-loss probe can repair a loss after about two round trips (``rack_wait_ms``); that
-  rule was the other candidate and fitted the emulated grid's fit half worse
-  (docs/validation.md), so every loss waits the RTO.
+  after it was sent (``loss_wait_ms``). The candidate alternative, Linux's RACK-TLP
+  (``RECOVERY = "rack"``, ``rack_resend_ms``: a loss with a later packet behind it is repaired
+  by fast recovery after ``1.25 rtt``), is evaluated against the emulated grid in
+  docs/validation.md.
 
 Units: ms, packets.
 """
@@ -69,11 +69,25 @@ def loss_wait_ms(packets: int, rtt_ms: float) -> float:
     return rto_ms(rtt_ms)
 
 
-def rack_wait_ms(packets: int, rtt_ms: float) -> float:
-    """The candidate rule not chosen: the RTO for a single-packet message (Linux arms no
-    tail-loss probe that would fire after the RTO), about two round trips (RACK / tail-loss
-    probe) for longer ones."""
-    return rto_ms(rtt_ms) if packets <= 1 else 2.0 * rtt_ms
+# Loss recovery rule: "rto" (every loss waits the RTO; the default) or "rack" (the candidate
+# below). A module switch, not a scenario field: the candidate is evaluated by
+# experiments/validation.py and becomes the default only if the validation's fit half says so.
+RECOVERY = "rto"
+RACK_REO_WND = 0.25  # RACK's reordering window, min_rtt / 4 (RFC 8985 section 6.2; Linux)
+
+
+def rack_resend_ms(position: int, packets: int, sent_ms: float, rtt_ms: float) -> float:
+    """The candidate rule (``RECOVERY = "rack"``, Linux's RACK-TLP, RFC 8985): when the first
+    transmission of packet ``position`` of a ``packets``-packet message, sent at ``sent_ms``, is
+    resent. A packet with a later one behind it is marked lost when that one's selective
+    acknowledgement arrives and the reordering window has passed: ``rtt + rtt / 4`` after it
+    was sent (fast recovery). The last packet has nothing behind it: its tail-loss probe is
+    capped by the RTO counted from its own sending (Linux ``tcp_schedule_loss_probe``; with one
+    packet outstanding the probe waits ``2 srtt + TCP_RTO_MIN``, past the RTO), so it waits the
+    RTO."""
+    if position < packets - 1:
+        return sent_ms + (1.0 + RACK_REO_WND) * rtt_ms
+    return sent_ms + rto_ms(rtt_ms)
 
 
 CUBIC_BETA = 0.7  # Linux CUBIC's multiplicative decrease (ssthresh = 0.7 cwnd on a loss)
@@ -127,12 +141,14 @@ class Window:
             free = int(self.cwnd) - sum(pk for _, pk, _ in self.flight)
         return start_ms, max(free, 1)
 
-    def sent(self, end_ms: float, packets: int, lost: int) -> None:
-        """Record a message whose last packet left at ``end_ms`` after ``lost`` losses."""
+    def sent(self, end_ms: float, packets: int, lost: int, fast: bool = False) -> None:
+        """Record a message whose last packet left at ``end_ms`` after ``lost`` losses, repaired
+        by fast recovery (``fast``: the window falls to ``ssthresh``, Linux's PRR end state) or
+        by the RTO (to 1 packet, ``tcp_enter_loss``)."""
         in_flight = sum(pk for _, pk, _ in self.flight) if self.flight else 0
         limited = 2 * (packets + in_flight) > self.cwnd
         if lost:
             self.ssthresh = max(self.cwnd * CUBIC_BETA, 2.0)
-            self.cwnd = 1.0
+            self.cwnd = self.ssthresh if fast else 1.0
         self.flight.append((end_ms + self.rtt, packets, limited))
         self.last_end = end_ms

@@ -34,3 +34,17 @@ def test_cli_emulate_rejects_what_it_cannot_reproduce(tmp_path):
     res = CliRunner().invoke(app, ["emulate", str(path), "--out", str(tmp_path / "o")])
     assert res.exit_code in (2, 4)
     assert "network.capacity" in res.output
+
+
+def test_cli_emulate_names_an_unknown_congestion_control(tmp_path, monkeypatch):
+    import ciarsim.emulate.api as api
+    from ciarsim.cli import app
+
+    monkeypatch.setattr(api, "check_host", lambda: None)  # privileges are not what is tested
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO)
+    res = CliRunner().invoke(app, ["emulate", str(path), "--out", str(tmp_path / "o"),
+                                   "--congestion", "nosuch"])  # fmt: skip
+    assert res.exit_code == 4
+    assert "--congestion" in res.output and "nosuch" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o" / "emulation.csv").exists()

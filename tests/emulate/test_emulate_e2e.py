@@ -112,3 +112,18 @@ def test_emulated_latency_is_close_to_the_simulated_one(tmp_path):
     assert len(res.images) == 4 and len(pts) == 2
     assert (res.images["emu_latency_ms"] > 120.0).all()  # two round trips at least
     assert (pts["rel_error_median"].abs() < 0.15).all(), pts
+
+
+def test_each_block_runs_on_its_own_connection_with_the_chosen_congestion_control(tmp_path):
+    from ciarsim.emulate.session import run_session
+
+    image = {"image": 0, "ops": [[1, -1, 0.0, 200, 100, 1, 1, 1, 0], [0, 0, 1.0, 0, 0, 0, 0, 0, 0]]}
+    blocks = [{"think_ms": 0.0, "images": [image]} for _ in range(2)]
+    relay = {"uplink": _direction(one_way_ms=5.0), "downlink": _direction(one_way_ms=5.0), "seed": [1]}
+    models = {"cloud": {"model": "llamagen-xl", "hardware": "h100"}}
+    res = run_session(relay, blocks, models, congestion="reno")
+    rows = res["images"]
+    assert [r["block"] for r in rows] == [0, 1]
+    assert rows[0]["port"] != rows[1]["port"]  # a fresh connection per block
+    assert {r["congestion"] for r in rows} == {"reno"}
+    assert res["server"]["connections"] == 3 and res["server"]["served"] == 2 + 41  # + calibration

@@ -44,15 +44,42 @@ def test_a_loss_collapses_the_window():
 def test_loss_waits_linux_rto_from_the_rtt():
     assert tcp.loss_wait_ms(1, 40.0) == 240.0
     assert tcp.loss_wait_ms(3, 40.0) == 240.0
-    assert tcp.rack_wait_ms(3, 40.0) == 80.0  # the candidate rule
 
 
-def test_link_charges_slow_start_then_not_once_the_window_has_grown():
-    # 5 Mbps, 1448-byte payloads in 1500-byte packets: 2.4 ms each; RTT 40 ms
-    link = Link(ConstantCapacity(5.0), one_way_ms=20.0, header_bytes=52, tcp="linux")
-    first = link.plan(0.0, 56 * 1448)
-    assert first.serialisation_ms == pytest.approx(2.4 + 40.0 + 46 * 2.4)
-    second = link.plan(first.arrival_ms, 56 * 1448)  # idle 20 ms < RTO: window 66 now
-    assert second.serialisation_ms == pytest.approx(56 * 2.4)
-    plain = Link(ConstantCapacity(5.0), one_way_ms=20.0, header_bytes=52, tcp="none")
-    assert plain.plan(0.0, 56 * 1448).serialisation_ms == pytest.approx(56 * 2.4)
+def test_rack_candidate_repairs_a_loss_with_a_packet_behind_it_in_a_quarter_rtt_past_the_rtt():
+    assert tcp.rack_resend_ms(0, 3, 5.0, 40.0) == 5.0 + 50.0  # SACK of a later packet + reo_wnd
+    assert tcp.rack_resend_ms(2, 3, 5.0, 40.0) == 5.0 + 240.0  # the tail: the RTO
+    assert tcp.rack_resend_ms(0, 1, 5.0, 40.0) == 5.0 + 240.0  # a one-packet message: the RTO
+
+
+def test_fast_recovery_keeps_the_window_at_ssthresh():
+    w = tcp.Window(rtt_ms=40.0)
+    w.start(0.0, 2)
+    w.sent(300.0, 2, lost=1, fast=True)
+    assert (w.cwnd, w.ssthresh) == (7.0, 7.0)
+
+
+def _lossy(loss_rate: float) -> Link:
+    import numpy as np
+
+    return Link(ConstantCapacity(10.0), one_way_ms=20.0, loss_rate=loss_rate, header_bytes=52,
+                loss_rng=np.random.default_rng(3), tcp="linux")  # fmt: skip
+
+
+def test_rack_candidate_draws_the_same_losses_and_repairs_multi_packet_ones_sooner(monkeypatch):
+    sizes = [66, 30_000, 66, 12_000, 66, 50_000] * 40
+
+    def replay() -> list:
+        link = _lossy(0.05)
+        return [link.plan(1000.0 * i, b) for i, b in enumerate(sizes)]
+
+    rto = replay()
+    monkeypatch.setattr(tcp, "RECOVERY", "rack")
+    rack = replay()
+    assert [r.lost for r in rack] == [r.lost for r in rto]  # the same loss draws
+    single = [(a.loss_ms, b.loss_ms) for a, b in zip(rto, rack) if a.lost and a.packets == 1]
+    multi = [(a.loss_ms, b.loss_ms) for a, b in zip(rto, rack) if a.lost and a.packets > 1]
+    assert single and multi
+    assert all(b >= 240.0 for _, b in single)  # a one-packet message still waits the RTO
+    assert sum(b for _, b in multi) < 0.7 * sum(a for a, _ in multi)  # most repaired in 1.25 RTT
+    assert [r.arrival_ms for r in replay()] == [r.arrival_ms for r in rack]  # deterministic
