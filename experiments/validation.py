@@ -424,7 +424,11 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
             lines.append(f"| {m} | {half} | {r.points} | {_pct(r.median_abs_rel_error)} | "
                          f"{_pct(r.p95_abs_rel_error)} | {opt(r.median_abs_rel_error_of_p95)} | "
                          f"{opt(r.p95_abs_rel_error_of_p95)} |")
-    lines += ["", "Targets: median <= 5%, p95 <= 10%. `after-expected`: the emulated median against "
+    lines += ["", "Targets: median <= 5%, p95 <= 10%. `before`: the link model before this validation "
+              "(40-byte headers, no TCP window, a fixed 200 ms per loss); `after`: today's default "
+              "(`network.tcp: linux`, every loss waits the RTO); `after-rack`: the candidate loss "
+              "recovery not adopted (Linux's RACK-TLP, `ciarsim.sim.tcp.RECOVERY = \"rack\"`). "
+              "`after-expected`: the emulated median against "
               "the simulator's expected median (its median pooled over "
               f"{EXPECT_REPS} other jitter and loss draws of the same images; on clean links the "
               "simulator has one outcome). `noise-floor`: the simulator against itself, two disjoint "
