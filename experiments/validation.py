@@ -39,12 +39,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ciarsim.emulate.api import compare, emulate_scenario  # noqa: E402
+from ciarsim.emulate.api import compare, draw_seed, emulate_scenario  # noqa: E402
 from ciarsim.runner import store  # noqa: E402
 from ciarsim.runner.run import plan_jobs  # noqa: E402
 from ciarsim.runner.trace_cache import TraceCache  # noqa: E402
 from ciarsim.scenario.loader import load_scenario  # noqa: E402
-from ciarsim.scenario.sweep import replication_seed  # noqa: E402
 from ciarsim.sim import tcp  # noqa: E402
 from ciarsim.sim.world import simulate  # noqa: E402
 from ciarsim.trace import TraceSet  # noqa: E402
@@ -130,7 +129,8 @@ def emulate_grid(points, out: Path, images: int, parallel: int, force: bool, rep
         (key, over, _), rep = pr
         sc = load_scenario(BASE, over)
         t = time.monotonic()
-        emulate_scenario(sc, _rep_dir(out, key, rep), images=images, cache_dir=CACHE, replication=rep)
+        emulate_scenario(sc, _rep_dir(out, key, rep), images=images, cache_dir=CACHE, replication=rep,
+                         stream=key)
         print(f"  {key} rep {rep}: {time.monotonic() - t:.0f} s", flush=True)
 
     one(todo[0])  # decodes any missing trace once, before the parallel sessions
@@ -165,7 +165,7 @@ def resimulate(points, out: Path, reps_impaired: int) -> tuple[pd.DataFrame, pd.
                 tr = TraceSet.load(TraceCache(CACHE).path(j.trace_key))
                 tr = TraceSet.from_images([tr.image(i) for i in range(min(n, len(tr)))], tr.meta)
                 with _loss_rule(model):
-                    sims = {r: _sim(tr, psc, j.label, r).images["latency_ms"].tolist() for r in emus}
+                    sims = {r: _sim(tr, psc, key, j.label, r).images["latency_ms"].tolist() for r in emus}
                 for r, emu in emus.items():
                     e = emu[emu["policy"] == j.label]
                     for (_, er), sim in zip(e.iterrows(), sims[r]):
@@ -176,7 +176,7 @@ def resimulate(points, out: Path, reps_impaired: int) -> tuple[pd.DataFrame, pd.
                 if model == "before" or not _impaired(key):
                     continue
                 with _loss_rule(model):
-                    draws = np.array([_sim(tr, psc, j.label, EXPECT_FROM + r).images["latency_ms"]
+                    draws = np.array([_sim(tr, psc, key, j.label, EXPECT_FROM + r).images["latency_ms"]
                                       for r in range(EXPECT_REPS)])  # fmt: skip
                 for r, emu in emus.items():  # where each emulated image falls among the draws
                     e = emu[emu["policy"] == j.label]["emu_latency_ms"].to_numpy()
@@ -187,7 +187,7 @@ def resimulate(points, out: Path, reps_impaired: int) -> tuple[pd.DataFrame, pd.
                 if model == "after":
                     with _loss_rule(model):
                         extra_rows.append({"model": model, "point": key, "policy": j.label,
-                                           **_expectation(tr, psc, j.label, sorted(emus), draws)})  # fmt: skip
+                                           **_expectation(tr, psc, key, j.label, sorted(emus), draws)})  # fmt: skip
     cols = ["model", "point", "policy", "sim_expected_median_ms", "noise_rel_error_median"]
     return pd.DataFrame(rows), pd.DataFrame(extra_rows, columns=cols), pd.DataFrame(pit_rows)
 
@@ -222,20 +222,22 @@ def calibration(pit: pd.DataFrame, boot: int = 2000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _expectation(tr, sc, label: str, reps: list[int], draws: np.ndarray) -> dict:
+def _expectation(tr, sc, key: str, label: str, reps: list[int], draws: np.ndarray) -> dict:
     """The simulator's expected median latency of these images (pooled over its ``draws``,
     replications ``EXPECT_FROM`` on) and its noise floor: the relative error between the pooled
     medians of two disjoint sets of simulated replications the size of the emulated ones."""
-    lat = lambda r: _sim(tr, sc, label, r).images["latency_ms"].to_numpy()  # noqa: E731
+    lat = lambda r: _sim(tr, sc, key, label, r).images["latency_ms"].to_numpy()  # noqa: E731
     expect = np.median(draws)
     a = np.median(np.concatenate([lat(r) for r in reps]))
     b = np.median(np.concatenate([lat(NOISE_FROM + i) for i in range(len(reps))]))
     return {"sim_expected_median_ms": float(expect), "noise_rel_error_median": float((a - b) / b)}
 
 
-def _sim(tr, sc, label: str, rep: int):
+def _sim(tr, sc, key: str, label: str, rep: int):
+    """The simulator's replication ``rep`` of point ``key``, seeded as ``emulate_scenario``
+    seeded the emulated one (``draw_seed``: every point its own draws, every model the same)."""
     return simulate(tr, workload=sc.workload, models=sc.models, network=sc.network,
-                    seed=replication_seed(sc.seed, rep), replication=rep, policy=label,
+                    seed=draw_seed(sc.seed, f"{key}/0", rep), replication=rep, policy=label,
                     record_segments=False)  # fmt: skip
 
 

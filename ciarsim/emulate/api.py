@@ -15,6 +15,7 @@ Mahimahi format. Units: ms.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,7 +30,6 @@ from ciarsim.runner import store
 from ciarsim.runner.run import Decoder, decode_task, plan_jobs, preflight
 from ciarsim.runner.trace_cache import TraceCache
 from ciarsim.scenario.schema import Scenario
-from ciarsim.scenario.sweep import replication_seed
 from ciarsim.sim.world import World, simulate
 from ciarsim.trace import TraceSet
 
@@ -55,9 +55,23 @@ def check_supported(sc: Scenario) -> None:
                              "(kind: closed_loop, devices: 1)")  # fmt: skip
 
 
+def draw_seed(seed: int, stream: str, replication: int) -> int:
+    """The seed (0 <= s < 2**63) of one emulated point's random draws, the relay's (jitter,
+    losses) and the simulator's replay next to it (jitter, losses, trace phase): the first 8
+    bytes of SHA-256(``"ciarsim/emulate/v1/<seed>/<stream>/<replication>"``), shifted right one
+    bit. ``stream`` names the point, so the points of a grid are independent samples: with the
+    scenario's ``replication_seed`` alone every point drew the same loss sequence, and the same
+    packets of the same messages were lost at every point of a grid (the simulator's sweeps use
+    such common random numbers on purpose; a validation must not)."""
+    if seed < 0 or replication < 0:
+        raise ValueError(f"seed and replication must be >= 0, got {seed}, {replication}")
+    digest = hashlib.sha256(f"ciarsim/emulate/v1/{seed}/{stream}/{replication}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 def relay_spec(sc: Scenario, replication: int, seed: int) -> dict:
-    """The relay's description of ``sc``'s link (both directions), trace offsets as the
-    simulator's phone 0 draws them in ``replication``."""
+    """The relay's description of ``sc``'s link (both directions), seeded by ``seed``
+    (``draw_seed``), trace offsets as the simulator's phone 0 draws them with that seed."""
     net = sc.network
     offsets = (0.0, 0.0)
     if net.capacity == "trace":
@@ -74,7 +88,7 @@ def relay_spec(sc: Scenario, replication: int, seed: int) -> dict:
     return {
         "uplink": direction(net.uplink_mbps, net.uplink_trace, offsets[0]),
         "downlink": direction(net.downlink_mbps, net.downlink_trace, offsets[1]),
-        "seed": [sc.seed, replication],
+        "seed": [seed],
     }
 
 
@@ -99,10 +113,14 @@ def emulate_scenario(
     congestion: str = CONGESTION,
     progress: Callable[[int, int, str], None] | None = None,
     decoder: Decoder | None = None,
+    stream: str | None = None,
 ) -> EmulationResult:
     """Emulate and simulate the first ``images`` images of every (point, policy) of ``scenario``
-    and write ``emulation.csv`` and ``points.csv`` to ``out_dir`` (atomically). ``decoder``
-    replaces the policy registry (tests pass hand-built traces through it)."""
+    and write ``emulation.csv`` and ``points.csv`` to ``out_dir`` (atomically). Each point's
+    draws are seeded by ``draw_seed(seed, name, replication)``, ``name`` the point's key, or
+    ``"<stream>/<point index>"`` when ``stream`` is given (a caller that re-simulates the point
+    under other link models, whose keys differ, names it itself). ``decoder`` replaces the
+    policy registry (tests pass hand-built traces through it)."""
     out_dir = Path(out_dir)
     points, jobs = plan_jobs(scenario, out_dir / "parts")
     jobs = [j for j in jobs if j.replication == 0]
@@ -118,7 +136,8 @@ def emulate_scenario(
     cache = TraceCache(cache_dir)
     rows = []
     for k, pt in enumerate(points):
-        sc, seed = pt.scenario, replication_seed(pt.scenario.seed, replication)
+        sc = pt.scenario
+        seed = draw_seed(sc.seed, pt.key if stream is None else f"{stream}/{pt.index}", replication)
         mine = [j for j in jobs if j.point.index == pt.index]
         blocks, sims = [], []
         for j in mine:
