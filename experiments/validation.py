@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -144,52 +144,67 @@ def emulate_grid(points, out: Path, images: int, parallel: int, force: bool, rep
     store.write_text(out / "run.json", json.dumps(meta, indent=1) + "\n")
 
 
-def resimulate(points, out: Path, reps_impaired: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def resimulate(points, out: Path, reps_impaired: int, jobs: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Per emulated image: the emulated latency and the simulated one (same images, same
     replication) under each link model. Per impaired (point, policy), for the ``after`` model:
     the simulator's expected median (pooled over ``EXPECT_REPS`` other replications) and its
-    noise floor (the same-size comparison between two sets of simulated replications)."""
-    rows, extra_rows, pit_rows = [], [], []
-    for key, over, half in points:
-        emus = {r: _rep_dir(out, key, r) / "emulation.csv" for r in range(_reps(key, reps_impaired))}
-        emus = {r: pd.read_csv(p) for r, p in emus.items() if p.exists()}
-        if not emus:
-            continue
-        for model, extra in MODELS.items():
-            sc = load_scenario(BASE, [*over, *extra])
-            _, jobs = plan_jobs(sc, out / "parts")
-            for j in (j for j in jobs if j.replication == 0):
-                psc = j.point.scenario
-                first = emus[min(emus)]
-                n = int((first["policy"] == j.label).sum())
-                tr = TraceSet.load(TraceCache(CACHE).path(j.trace_key))
-                tr = TraceSet.from_images([tr.image(i) for i in range(min(n, len(tr)))], tr.meta)
-                with _loss_rule(model):
-                    sims = {r: _sim(tr, psc, key, j.label, r).images["latency_ms"].tolist() for r in emus}
-                for r, emu in emus.items():
-                    e = emu[emu["policy"] == j.label]
-                    for (_, er), sim in zip(e.iterrows(), sims[r]):
-                        rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
-                                     "policy": j.label, "replication": r, "image": er["image"],
-                                     "sim_latency_ms": sim, "emu_latency_ms": er["emu_latency_ms"],
-                                     "testbed_rtt_ms": er["testbed_rtt_ms"]})  # fmt: skip
-                if model == "before" or not _impaired(key):
-                    continue
-                with _loss_rule(model):
-                    draws = np.array([_sim(tr, psc, key, j.label, EXPECT_FROM + r).images["latency_ms"]
-                                      for r in range(EXPECT_REPS)])  # fmt: skip
-                for r, emu in emus.items():  # where each emulated image falls among the draws
-                    e = emu[emu["policy"] == j.label]["emu_latency_ms"].to_numpy()
-                    for i, x in enumerate(e):
-                        pit_rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
-                                         "policy": j.label, "replication": r, "image": i,
-                                         "pit": _pit(draws[:, i], x)})  # fmt: skip
-                if model == "after":
-                    with _loss_rule(model):
-                        extra_rows.append({"model": model, "point": key, "policy": j.label,
-                                           **_expectation(tr, psc, key, j.label, sorted(emus), draws)})  # fmt: skip
+    noise floor (the same-size comparison between two sets of simulated replications). Points are
+    independent: ``jobs`` processes share them, the rows come back in point order."""
+    work = [(p, out, reps_impaired) for p in points]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            parts = list(pool.map(_resimulate_point, work))
+    else:
+        parts = [_resimulate_point(w) for w in work]
+    rows = [r for part in parts for r in part[0]]
+    extra_rows = [r for part in parts for r in part[1]]
+    pit_rows = [r for part in parts for r in part[2]]
     cols = ["model", "point", "policy", "sim_expected_median_ms", "noise_rel_error_median"]
     return pd.DataFrame(rows), pd.DataFrame(extra_rows, columns=cols), pd.DataFrame(pit_rows)
+
+
+def _resimulate_point(work) -> tuple[list, list, list]:
+    """``resimulate``'s rows of one point (emulated images, expectations, PIT values)."""
+    (key, over, half), out, reps_impaired = work
+    rows, extra_rows, pit_rows = [], [], []
+    emus = {r: _rep_dir(out, key, r) / "emulation.csv" for r in range(_reps(key, reps_impaired))}
+    emus = {r: pd.read_csv(p) for r, p in emus.items() if p.exists()}
+    if not emus:
+        return rows, extra_rows, pit_rows
+    for model, extra in MODELS.items():
+        sc = load_scenario(BASE, [*over, *extra])
+        _, jobs = plan_jobs(sc, out / "parts")
+        for j in (j for j in jobs if j.replication == 0):
+            psc = j.point.scenario
+            first = emus[min(emus)]
+            n = int((first["policy"] == j.label).sum())
+            tr = TraceSet.load(TraceCache(CACHE).path(j.trace_key))
+            tr = TraceSet.from_images([tr.image(i) for i in range(min(n, len(tr)))], tr.meta)
+            with _loss_rule(model):
+                sims = {r: _sim(tr, psc, key, j.label, r).images["latency_ms"].tolist() for r in emus}
+            for r, emu in emus.items():
+                e = emu[emu["policy"] == j.label]
+                for (_, er), sim in zip(e.iterrows(), sims[r]):
+                    rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
+                                 "policy": j.label, "replication": r, "image": er["image"],
+                                 "sim_latency_ms": sim, "emu_latency_ms": er["emu_latency_ms"],
+                                 "testbed_rtt_ms": er["testbed_rtt_ms"]})  # fmt: skip
+            if model == "before" or not _impaired(key):
+                continue
+            with _loss_rule(model):
+                draws = np.array([_sim(tr, psc, key, j.label, EXPECT_FROM + r).images["latency_ms"]
+                                  for r in range(EXPECT_REPS)])  # fmt: skip
+            for r, emu in emus.items():  # where each emulated image falls among the draws
+                e = emu[emu["policy"] == j.label]["emu_latency_ms"].to_numpy()
+                for i, x in enumerate(e):
+                    pit_rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
+                                     "policy": j.label, "replication": r, "image": i,
+                                     "pit": _pit(draws[:, i], x)})  # fmt: skip
+            if model == "after":
+                with _loss_rule(model):
+                    extra_rows.append({"model": model, "point": key, "policy": j.label,
+                                       **_expectation(tr, psc, key, j.label, sorted(emus), draws)})  # fmt: skip
+    return rows, extra_rows, pit_rows
 
 
 def _pit(draws: np.ndarray, x: float) -> float:
@@ -339,8 +354,8 @@ def redraw(out: Path) -> None:
     store.write_text(out / "validation.md", page(pp, summary, out))
 
 
-def analyse(points, out: Path, reps_impaired: int) -> None:
-    per_image, expected, pit = resimulate(points, out, reps_impaired)
+def analyse(points, out: Path, reps_impaired: int, jobs: int = 1) -> None:
+    per_image, expected, pit = resimulate(points, out, reps_impaired, jobs)
     keys = ["model", "point", "half", "policy"]
     pp = compare(per_image.drop(columns=["testbed_rtt_ms", "replication"]))
     pp = pp.merge(per_image.groupby(keys)["testbed_rtt_ms"].median().reset_index(), on=keys)
@@ -500,6 +515,8 @@ def main() -> None:
     ap.add_argument("--analyse-only", action="store_true")
     ap.add_argument("--redraw", action="store_true", help="only tables, figures and the page")
     ap.add_argument("--only", default="", help="comma-separated point keys (debugging)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="processes re-simulating the points in the analysis")
     a = ap.parse_args()
     if a.redraw:
         redraw(a.out)
@@ -509,7 +526,7 @@ def main() -> None:
         points = [p for p in points if p[0] in a.only.split(",")]
     if not a.analyse_only:
         emulate_grid(points, a.out, a.images, a.parallel, a.force, a.reps_impaired)
-    analyse(points, a.out, a.reps_impaired)
+    analyse(points, a.out, a.reps_impaired, a.jobs)
 
 
 if __name__ == "__main__":
