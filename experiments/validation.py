@@ -413,9 +413,9 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
         f"- {a['point'].nunique()} network points x {a['policy'].nunique()} policies = {len(a)} "
         f"comparisons; {run.get('images', '?')} test images per (point, policy) and emulated "
         f"replication; clean points 1 replication, impaired points (jitter and loss) "
-        f"{run.get('reps_impaired', 1)} (relay seeds; the simulator draws replication r's jitter "
-        "and losses for emulated replication r); the simulator replays the same images in the same "
-        "order.",
+        f"{run.get('reps_impaired', 1)}; every point and replication draws its own jitter and "
+        "losses, in the relay and in the simulator (`ciarsim.emulate.api.draw_seed`), so the "
+        "points are independent samples; the simulator replays the same images in the same order.",
     ]
     if run:
         lines.append(f"- emulation wall time {run['wall_s'] / 60:.0f} min for {run.get('sessions', run['points'])} "
