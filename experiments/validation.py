@@ -160,7 +160,8 @@ def resimulate(points, out: Path, reps_impaired: int, jobs: int = 1) -> tuple[pd
     extra_rows = [r for part in parts for r in part[1]]
     pit_rows = [r for part in parts for r in part[2]]
     cols = ["model", "point", "policy", "sim_expected_median_ms", "noise_rel_error_median"]
-    return pd.DataFrame(rows), pd.DataFrame(extra_rows, columns=cols), pd.DataFrame(pit_rows)
+    pit_cols = ["model", "point", "half", "policy", "replication", "image", "pit"]
+    return pd.DataFrame(rows), pd.DataFrame(extra_rows, columns=cols), pd.DataFrame(pit_rows, columns=pit_cols)
 
 
 def _resimulate_point(work) -> tuple[list, list, list]:
@@ -234,7 +235,8 @@ def calibration(pit: pd.DataFrame, boot: int = 2000) -> pd.DataFrame:
                          "ci_high": float(np.quantile(means, 0.975)),
                          "share_slower_than_all": float((d["pit"] == 1.0).mean()),
                          "share_faster_than_all": float((d["pit"] == 0.0).mean())})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", "policy", "points", "images", "mean_pit", "ci_low",
+                                       "ci_high", "share_slower_than_all", "share_faster_than_all"])
 
 
 def _expectation(tr, sc, key: str, label: str, reps: list[int], draws: np.ndarray) -> dict:
@@ -487,6 +489,8 @@ def _calibration_lines(out: Path) -> list[str]:
     if not (out / "calibration.csv").exists():
         return []
     cal = pd.read_csv(out / "calibration.csv")
+    if cal.empty:  # no impaired point in this run (e.g. --only with clean points)
+        return []
     lines = ["## Distributional check (impaired points)", "",
              "Each emulated image of an impaired point against the simulator's "
              f"{EXPECT_REPS} draws of the same image (other jitter and loss draws): the PIT is the "
