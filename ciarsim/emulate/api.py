@@ -15,7 +15,6 @@ Mahimahi format. Units: ms.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,6 +29,7 @@ from ciarsim.runner import store
 from ciarsim.runner.run import Decoder, decode_task, plan_jobs, preflight
 from ciarsim.runner.trace_cache import TraceCache
 from ciarsim.scenario.schema import Scenario
+from ciarsim.scenario.sweep import hashed_seed
 from ciarsim.sim.world import World, simulate
 from ciarsim.trace import TraceSet
 
@@ -63,10 +63,7 @@ def draw_seed(seed: int, stream: str, replication: int) -> int:
     scenario's ``replication_seed`` alone every point drew the same loss sequence, and the same
     packets of the same messages were lost at every point of a grid (the simulator's sweeps use
     such common random numbers on purpose; a validation must not)."""
-    if seed < 0 or replication < 0:
-        raise ValueError(f"seed and replication must be >= 0, got {seed}, {replication}")
-    digest = hashlib.sha256(f"ciarsim/emulate/v1/{seed}/{stream}/{replication}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    return hashed_seed("ciarsim/emulate/v1", seed, stream, replication)
 
 
 def relay_spec(sc: Scenario, replication: int, seed: int) -> dict:

@@ -125,10 +125,17 @@ def replication_seed(seed: int, replication: int) -> int:
     The first 8 bytes of SHA-256(``"ciarsim/replication/v1/<seed>/<replication>"``), shifted right
     one bit: stable across runs, machines and Python versions; distinct per (seed, replication).
     """
-    if seed < 0 or replication < 0:
-        raise ValueError(f"seed and replication must be >= 0, got {seed}, {replication}")
-    digest = hashlib.sha256(f"ciarsim/replication/v1/{seed}/{replication}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    return hashed_seed("ciarsim/replication/v1", seed, replication)
+
+
+def hashed_seed(namespace: str, seed: int, *parts: object) -> int:
+    """Seed (0 <= s < 2**63): the first 8 bytes of SHA-256(``"<namespace>/<seed>/<part>/..."``),
+    shifted right one bit; ``seed`` and every integer part must be >= 0."""
+    ints = [seed, *(p for p in parts if isinstance(p, int))]
+    if any(i < 0 for i in ints):
+        raise ValueError(f"seed and replication must be >= 0, got {', '.join(map(str, ints))}")
+    text = "/".join([namespace, str(seed), *map(str, parts)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
 def _locate(base: dict, path: str, prefix: str, line: int | None) -> Loc:
