@@ -500,7 +500,8 @@ def emulate(
                               progress=lambda d, n, what: err.print(f"emulated {d}/{n}: {what}"))  # fmt: skip
     cols = ["policy", "sim_median_ms", "emu_median_ms", "rel_error_median", "rel_error_p95"]
     out.print(result.points[["point", *cols]].to_string(index=False, float_format="%.3f"))
-    out.print(f"wrote {out_dir}/emulation.csv ({len(result.images)} image rows), points.csv")
+    out.print(f"wrote {out_dir}/emulation.csv ({len(result.images)} image rows), points.csv, "
+              f"losses.csv ({len(result.losses)} dropped segments), streams.csv, packets.csv")
 
 
 def main() -> None:  # pragma: no cover - the entry point; tests/test_cli_interrupt.py runs it

@@ -45,7 +45,8 @@ from ciarsim.runner.run import plan_jobs  # noqa: E402
 from ciarsim.runner.trace_cache import TraceCache  # noqa: E402
 from ciarsim.scenario.loader import load_scenario  # noqa: E402
 from ciarsim.sim import tcp  # noqa: E402
-from ciarsim.sim.world import simulate  # noqa: E402
+from ciarsim.emulate.losses import DIRECTIONS, loss_script  # noqa: E402
+from ciarsim.sim.world import ConcurrentExchanges, World, simulate  # noqa: E402
 from ciarsim.trace import TraceSet  # noqa: E402
 
 BASE = ROOT / "experiments" / "validation.yaml"
@@ -56,8 +57,12 @@ CACHE = ROOT / ".cache" / "ciarsim" / "traces"
 # the link model before this validation (ciarsim's defaults until then); "after" = today's
 # defaults (every loss waits Linux's RTO); "after-rack" = today's with the candidate loss rule
 # (ciarsim.sim.tcp.RECOVERY = "rack": Linux's RACK-TLP)
+# "after-matched" = today's, replaying on impaired points the losses each emulated session saw,
+# message by message (``losses.csv``, ciarsim.emulate.losses) instead of drawing its own: the
+# model's timing given the same losses, free of the sampling noise of which messages lose
 MODELS = {"before": ["network.packet_header_bytes=40", "network.tcp=none"], "after": [],
-          "after-rack": []}
+          "after-rack": [], "after-matched": [], "after-rack-matched": []}
+MATCHED = ("after-matched", "after-rack-matched")
 # impaired points: the simulator's expectation pools replications EXPECT_FROM .. +EXPECT_REPS - 1
 # (draws disjoint from those of the emulated replications and of the noise floor's)
 EXPECT_FROM, EXPECT_REPS = 100, 20
@@ -196,8 +201,13 @@ def _resimulate_point(work) -> tuple[list, list, list]:
             n = int((first["policy"] == j.label).sum())
             tr = TraceSet.load(TraceCache(CACHE).path(j.trace_key))
             tr = TraceSet.from_images([tr.image(i) for i in range(min(n, len(tr)))], tr.meta)
+            scripts = {r: _scripts(out, key, r, j.label, psc.network) for r in emus} \
+                if model in MATCHED else dict.fromkeys(emus)
+            if None in scripts.values() and model in MATCHED and _impaired(key):
+                continue  # a session emulated before the relay logged its packets
             with _loss_rule(model):
-                sims = {r: _sim(tr, psc, key, j.label, r).images["latency_ms"].tolist() for r in emus}
+                sims = {r: _sim(tr, psc, key, j.label, r, scripts[r]).images["latency_ms"].tolist()
+                        for r in emus}  # fmt: skip
             for r, emu in emus.items():
                 e = emu[emu["policy"] == j.label]
                 for (_, er), sim in zip(e.iterrows(), sims[r]):
@@ -205,7 +215,7 @@ def _resimulate_point(work) -> tuple[list, list, list]:
                                  "policy": j.label, "replication": r, "image": er["image"],
                                  "sim_latency_ms": sim, "emu_latency_ms": er["emu_latency_ms"],
                                  "testbed_rtt_ms": er["testbed_rtt_ms"]})  # fmt: skip
-            if model == "before" or not _impaired(key):
+            if model == "before" or model in MATCHED or not _impaired(key):
                 continue
             with _loss_rule(model):
                 draws = np.array([_sim(tr, psc, key, j.label, EXPECT_FROM + r).images["latency_ms"]
@@ -265,19 +275,47 @@ def _expectation(tr, sc, key: str, label: str, reps: list[int], draws: np.ndarra
     return {"sim_expected_median_ms": float(expect), "noise_rel_error_median": float((a - b) / b)}
 
 
-def _sim(tr, sc, key: str, label: str, rep: int):
+def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None):
     """The simulator's replication ``rep`` of point ``key``, seeded as ``emulate_scenario``
-    seeded the emulated one (``draw_seed``: every point its own draws, every model the same)."""
-    return simulate(tr, workload=sc.workload, models=sc.models, network=sc.network,
-                    seed=draw_seed(sc.seed, f"{key}/0", rep), replication=rep, policy=label,
-                    record_segments=False)  # fmt: skip
+    seeded the emulated one (``draw_seed``: every point its own draws, every model the same);
+    ``scripts``: (uplink, downlink) lost transmissions per message to replay instead of drawing
+    losses (``Link.script``)."""
+    seed = draw_seed(sc.seed, f"{key}/0", rep)
+    if scripts is None:
+        return simulate(tr, workload=sc.workload, models=sc.models, network=sc.network, seed=seed,
+                        replication=rep, policy=label, record_segments=False)  # fmt: skip
+
+    def world() -> World:
+        w = World(workload=sc.workload, models=sc.models, network=sc.network, seed=seed,
+                  replication=rep, policy=label, record_segments=False)  # fmt: skip
+        phone = w.phone(0)
+        phone.uplink.script, phone.downlink.script = scripts
+        return w
+
+    try:
+        return world().run(tr)
+    except ConcurrentExchanges:  # as ``simulate``: a fresh world, event-driven
+        return world().run(tr, None, False)
+
+
+def _scripts(out: Path, key: str, rep: int, label: str, net) -> tuple[list, list] | None:
+    """The emulated session's lost transmissions per message of policy ``label`` (uplink,
+    downlink), or None if the session has no loss log (emulated before the relay kept one)."""
+    d = _rep_dir(out, key, rep)
+    if not (d / "losses.csv").exists():
+        return None
+    losses, streams = pd.read_csv(d / "losses.csv"), pd.read_csv(d / "streams.csv")
+    losses, streams = losses[losses["policy"] == label], streams[streams["policy"] == label]
+    count = lambda way: int(streams.loc[streams["direction"] == way, "messages"].iloc[0])  # noqa: E731
+    payload = net.mtu_bytes - net.packet_header_bytes
+    return tuple(loss_script(losses.assign(block=0), 0, way, count(way), payload) for way in DIRECTIONS)
 
 
 class _loss_rule:
     """For ``after-rack``: the candidate loss recovery (``tcp.RECOVERY = "rack"``)."""
 
     def __init__(self, model: str):
-        self.on = model == "after-rack"
+        self.on = model.startswith("after-rack")
 
     def __enter__(self) -> None:
         if self.on:

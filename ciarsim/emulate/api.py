@@ -7,7 +7,11 @@ starts from (time 0, the capacity trace at the offset the simulator draws for re
 ``replication``'s phone 0). The simulator replays the same images in the same order
 (``ciarsim.sim.simulate``, replication ``replication``). Traces come from the runner's trace cache
 (decoded on a miss, as ``ciarsim run`` does). Writes ``emulation.csv`` (one row per image: both
-latencies) and ``points.csv`` (per point and policy: medians, p95s, relative errors).
+latencies), ``points.csv`` (per point and policy: medians, p95s, relative errors),
+``losses.csv`` (each dropped data segment: its message, attempt and the kernel's time to resend
+it), ``streams.csv`` (messages, segments and drops per policy and direction;
+``ciarsim.emulate.losses``) and ``packets.csv`` (the relay's log of every data segment: when it
+arrived and left, its stream offset and size, whether it was dropped).
 
 Supported: closed-loop arrivals on one device; ``constant`` capacity or ``trace`` capacity in
 Mahimahi format. Units: ms.
@@ -22,6 +26,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ciarsim.emulate.losses import packet_log, place_drops
 from ciarsim.emulate.program import programs
 from ciarsim.emulate.session import CONGESTION, check_congestion, check_host, run_session
 from ciarsim.errors import EmulationError
@@ -39,6 +44,8 @@ class EmulationResult:
     out_dir: Path
     images: pd.DataFrame  # one row per (point, policy, image)
     points: pd.DataFrame  # one row per (point, policy)
+    losses: pd.DataFrame  # one row per dropped data segment (ciarsim.emulate.losses)
+    streams: pd.DataFrame  # per (point, policy, direction): messages, segments, drops
 
 
 def check_supported(sc: Scenario) -> None:
@@ -131,7 +138,7 @@ def emulate_scenario(
     if decoder is None:
         preflight(scenario)
     cache = TraceCache(cache_dir)
-    rows = []
+    rows, loss_rows, stream_rows, packet_rows = [], [], [], []
     for k, pt in enumerate(points):
         sc = pt.scenario
         seed = draw_seed(sc.seed, pt.key if stream is None else f"{stream}/{pt.index}", replication)
@@ -146,6 +153,13 @@ def emulate_scenario(
         res = run_session(relay_spec(sc, replication, seed), blocks,
                           sc.models.model_dump(mode="json"), realtime=realtime,
                           congestion=congestion)  # fmt: skip
+        answers = res["server"]["answers"][1:]  # the first connection is the calibration's
+        log = packet_log(res["relay"]["packets"], res["requests"], answers)
+        lost, streams = place_drops(log, res["requests"], answers, res["relay"]["blocks"])
+        for df_, rows_ in ((lost, loss_rows), (streams, stream_rows), (log, packet_rows)):
+            df_.insert(0, "policy", [mine[b].label for b in df_["block"]])
+            df_.insert(0, "point", pt.key)
+            rows_.append(df_.drop(columns="block"))
         seen = [0] * len(mine)
         for r in res["images"]:  # in replay order within each block
             j, i = mine[r["block"]], seen[r["block"]]
@@ -158,9 +172,14 @@ def emulate_scenario(
             progress(k + 1, len(points), pt.label)
     df = pd.DataFrame(rows)
     pts = compare(df)
+    losses = pd.concat(loss_rows, ignore_index=True)
+    streams = pd.concat(stream_rows, ignore_index=True)
+    store.write_table(losses, out_dir / "losses.csv")
+    store.write_table(streams, out_dir / "streams.csv")
+    store.write_table(pd.concat(packet_rows, ignore_index=True), out_dir / "packets.csv")
     store.write_table(df, out_dir / "emulation.csv")
     store.write_table(pts, out_dir / "points.csv")
-    return EmulationResult(out_dir, df, pts)
+    return EmulationResult(out_dir, df, pts, losses, streams)
 
 
 def _params(pt) -> dict:

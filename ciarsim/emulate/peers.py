@@ -135,16 +135,16 @@ class ClockEnv:
             self.virtual = None
 
 
-def _serve_connection(conn: socket.socket, env: ClockEnv, cloud) -> int:
-    """Answer ``conn``'s requests through ``cloud`` until the client closes it; returns how many
-    were answered."""
-    frames, served = Frames(), 0
+def _serve_connection(conn: socket.socket, env: ClockEnv, cloud) -> list[tuple[int, int]]:
+    """Answer ``conn``'s requests through ``cloud`` until the client closes it; returns the
+    answers sent, (exchange id, bytes) in stream order."""
+    frames, sent = Frames(), []
 
     def answer(ident: int, nbytes: int):
         def done(_req) -> None:
-            nonlocal served
-            conn.sendall(frame(ANSWER.pack(ident), nbytes))
-            served += 1
+            data = frame(ANSWER.pack(ident), nbytes)
+            conn.sendall(data)
+            sent.append((ident, len(data)))
         return done
 
     while True:
@@ -157,7 +157,7 @@ def _serve_connection(conn: socket.socket, env: ClockEnv, cloud) -> int:
                 ident, steps, new, ctx, prefill, down = REQUEST.unpack_from(body)
                 cloud.request(steps, new, ctx, bool(prefill), answer(ident, down))
         env.fire_due()
-    return served
+    return sent
 
 
 def _congestion(sock: socket.socket, algorithm: str) -> None:
@@ -185,18 +185,21 @@ def serve(spec: dict) -> None:
     print("listening", flush=True)
     served = iterations = 0
     late: list[float] = []
+    answers: list[list[tuple[int, int]]] = []  # per connection
     for _ in range(spec["connections"]):
         conn, _ = lsock.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         env = ClockEnv(time.monotonic())
         cloud = CloudServer(env, cost, c.max_batch, c.text_tokens, c.cfg_rows)
-        served += _serve_connection(conn, env, cloud)
+        sent = _serve_connection(conn, env, cloud)
+        served += len(sent)
+        answers.append(sent)
         iterations += cloud.iterations
         late += env.late_ms
         conn.close()
     late = sorted(late) or [0.0]
     _write_json(spec["stats"], {"served": served, "iterations": iterations,
-                                "connections": spec["connections"],
+                                "connections": spec["connections"], "answers": answers,
                                 "timer_late_ms_p50": late[len(late) // 2],
                                 "timer_late_ms_p99": late[int(len(late) * 0.99)]})
 
@@ -215,6 +218,7 @@ class _Conn:
 
     def __init__(self, sock: socket.socket):
         self.sock, self.frames, self.answered = sock, Frames(), set()
+        self.sent: list[tuple[int, int]] = []  # (exchange id, bytes) per request, stream order
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.sender = threading.Thread(target=self._send_loop, daemon=True)
         self.sender.start()
@@ -225,7 +229,9 @@ class _Conn:
 
     def request(self, ident: int, op: list) -> None:
         _, _, _, up, down, steps, new, ctx, prefill = op
-        self.outbox.put(frame(REQUEST.pack(ident, steps, new, ctx, prefill, down), up))
+        data = frame(REQUEST.pack(ident, steps, new, ctx, prefill, down), up)
+        self.sent.append((ident, len(data)))
+        self.outbox.put(data)
 
     def close(self) -> None:
         """Let the sender finish what is queued, then close the socket."""
@@ -306,6 +312,7 @@ def client(spec: dict) -> None:
     overhead_ms = calibrate(conn, spec["one_way_ms"], spec["probes"], 0)
     conn.close()
     next_id = spec["probes"]
+    requests = []  # per block: (exchange id, bytes) of each request, in stream order
     for b, block in enumerate(spec["blocks"]):
         conn = connect(spec)  # the handshake happens before the block's time 0
         t0 = time.monotonic() + spec["gap_s"]
@@ -320,7 +327,8 @@ def client(spec: dict) -> None:
                          "end_ms": (end - t0) * 1000.0, "latency_ms": (end - start) * 1000.0,
                          "port": conn.sock.getsockname()[1], "congestion": congestion_of(conn.sock)})
         conn.close()
-    _write_json(spec["results"], {"images": rows, "overhead_ms": overhead_ms})
+        requests.append(conn.sent)
+    _write_json(spec["results"], {"images": rows, "overhead_ms": overhead_ms, "requests": requests})
 
 
 def _write_json(path: str, obj) -> None:

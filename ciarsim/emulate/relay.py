@@ -15,7 +15,11 @@ One thread, one timer heap, ``time.monotonic`` (the same system-wide clock the c
 latency with), ``select`` with the time to the next due packet as timeout: no thread or timer per
 packet. It asks for SCHED_FIFO (falls back to the normal scheduler when refused) so that a loaded
 machine delays its wake-ups less. SIGTERM ends it; it then writes its counters to
-``spec["stats"]``. Units: ms, bytes.
+``spec["stats"]``, and, if ``spec["packets"]`` names a file, its log of every TCP segment with
+payload forwarded or dropped during a block (``PACKET_COLUMNS``; ``offset``: the segment's first
+byte in its connection's stream, from the connection's SYN), from which a dropped segment is
+mapped to the application message it belonged to and to the time the sender resent it.
+Units: ms, bytes.
 """
 
 from __future__ import annotations
@@ -38,6 +42,29 @@ from ciarsim.sim.capacity import read_mahimahi
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
 MAX_PACKET = 65535
+
+
+TCP_SYN = 0x02
+PACKET_COLUMNS = ("block", "direction", "t_ms", "out_ms", "offset", "bytes", "dropped")
+
+
+def tcp_segment(pkt: bytes) -> tuple[int, int, int] | None:
+    """(sequence number, payload bytes, flags) of an IPv4 TCP packet; None for anything else."""
+    if len(pkt) < 40 or pkt[0] >> 4 != 4 or pkt[9] != 6:
+        return None
+    ihl = (pkt[0] & 0x0F) * 4
+    doff = (pkt[ihl + 12] >> 4) * 4
+    total = int.from_bytes(pkt[2:4], "big")
+    return int.from_bytes(pkt[ihl + 4 : ihl + 8], "big"), total - ihl - doff, pkt[ihl + 13]
+
+
+def write_packets(path: str, packets: list[tuple]) -> None:
+    """The packet log as CSV (``PACKET_COLUMNS``), written atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(",".join(PACKET_COLUMNS) + "\n")
+        f.writelines(",".join(map(str, p)) + "\n" for p in packets)
+    os.replace(tmp, path)
 
 
 def open_tun(name: str) -> int:
@@ -92,6 +119,13 @@ class Relay:
         self.late_ms: list[float] = []  # how late each packet was written (ms)
         self.stop = False
         self.early: dict[int, float] = {}
+        self.block = -1  # the replay block now running
+        self.direction = {fd_dev: 0, fd_cloud: 1}  # 0 uplink, 1 downlink
+        self.isn: dict[int, int] = {}  # per reading fd: the initial sequence number of its last SYN
+        # every TCP segment with payload seen during a block, in arrival order:
+        # (block, direction, ms since the block's time 0 when it arrived and when it is due out
+        # (-1: dropped), stream offset, payload bytes, dropped)
+        self.packets: list[tuple[int, int, float, float, int, int, int]] = []
 
     def _routes(self, up: Shaper, down: Shaper) -> dict:
         fd_dev, fd_cloud = self.fds
@@ -105,11 +139,19 @@ class Relay:
                 pkt = os.read(fd, MAX_PACKET)
             except BlockingIOError:
                 return
+            seg = tcp_segment(pkt)
+            if seg is not None and seg[2] & TCP_SYN:
+                self.isn[fd] = seg[0]
             if now_s < self.start_s:  # before the replay (handshake): delay only, FIFO
                 due_s = max(now_s + shaper.one_way_ms / 1000.0, self.early.get(fd, 0.0))
                 self.early[fd] = due_s
             else:
                 due_ms = shaper.admit(now_ms, len(pkt))
+                if seg is not None and seg[1] > 0 and fd in self.isn:
+                    self.packets.append((self.block, self.direction[fd], round(now_ms, 3),
+                                         -1.0 if due_ms is None else round(due_ms, 3),
+                                         (seg[0] - self.isn[fd] - 1) & 0xFFFFFFFF, seg[1],
+                                         int(due_ms is None)))  # fmt: skip
                 if due_ms is None:
                     continue
                 due_s = self.start_s + due_ms / 1000.0
@@ -155,6 +197,7 @@ class Relay:
             start, block, comp = line.split()
             self.start_s = float(start)
             if int(block) >= 0:  # else: back to delay-only, shapers unchanged
+                self.block = int(block)
                 self.totals.append(self._counters())
                 self.routes = self._routes(*self.shapers(int(block), float(comp)))
 
@@ -203,6 +246,8 @@ def main(spec_path: str) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(out, f, indent=1)
     os.replace(tmp, spec["stats"])
+    if spec.get("packets"):
+        write_packets(spec["packets"], relay.packets)
 
 
 if __name__ == "__main__":

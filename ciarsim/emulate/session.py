@@ -186,7 +186,8 @@ def shaped_link(relay: dict, workdir: Path, realtime: bool = True) -> Iterator["
         ns = stack.enter_context(_Namespaces(tag))
         tun_dev, tun_cloud = f"ce{tag}d", f"ce{tag}c"
         spec = {**relay, "tun_device": tun_dev, "tun_cloud": tun_cloud,
-                "stats": str(workdir / "relay.json"), "realtime": realtime}  # fmt: skip
+                "stats": str(workdir / "relay.json"), "packets": str(workdir / "packets.csv"),
+                "realtime": realtime}  # fmt: skip
         (workdir / "relay.spec.json").write_text(json.dumps(spec))
         link = Link(ns, stack, workdir)
         link.relay = link.spawn(None, ["ciarsim.emulate.relay", str(workdir / "relay.spec.json")],
@@ -222,13 +223,16 @@ class Link:
         self.relay.stdin.flush()
 
     def close_relay(self) -> dict:
-        """Stop the relay and return its counters."""
+        """Stop the relay and return its counters, with its packet log under ``"packets"``
+        (a list of rows, ``relay.PACKET_COLUMNS``)."""
         self.relay.stdin.close()
         self.relay.wait(timeout=30)
-        path = self.workdir / "relay.json"
-        if not path.exists():
+        path, log = self.workdir / "relay.json", self.workdir / "packets.csv"
+        if not path.exists() or not log.exists():
             raise EmulationError(f"the emulator's relay failed: {_tail(self.workdir / 'relay.log')}")
-        return json.loads(path.read_text())
+        rows = [[float(v) if "." in v else int(v) for v in line.split(",")]
+                for line in log.read_text().splitlines()[1:]]  # fmt: skip
+        return {**json.loads(path.read_text()), "packets": rows}
 
 
 def run_session(relay: dict, blocks: list[dict], models: dict, *, realtime: bool = True,
@@ -239,8 +243,10 @@ def run_session(relay: dict, blocks: list[dict], models: dict, *, realtime: bool
     measured with ``probes`` empty exchanges, is taken off the relay's delays so that the
     application-level RTT is the scenario's); both ends run TCP congestion control
     ``congestion``, and each block runs on a connection of its own. Returns ``{"images": rows,
-    "overhead_ms", "relay": relay counters, "server": server counters}``; rows carry ``block``,
-    ``image``, ``latency_ms``."""
+    "overhead_ms", "requests", "relay": relay counters, "server": server counters}``; rows carry
+    ``block``, ``image``, ``latency_ms``; ``requests`` (per block) and the server's ``answers``
+    (per connection, the calibration's first) list each message's (exchange id, bytes) in stream
+    order, which with the relay's packet log places every dropped segment (``losses``)."""
     check_congestion(congestion)
     with tempfile.TemporaryDirectory(prefix="ciarsim-emu-") as tmp, \
             shaped_link(relay, Path(tmp), realtime) as link:  # fmt: skip
@@ -272,7 +278,7 @@ def run_session(relay: dict, blocks: list[dict], models: dict, *, realtime: bool
             raise EmulationError(f"the emulator's server failed: {_tail(d / 'server.log')}")
         got = json.loads((d / "client.json").read_text())
         return {
-            "images": got["images"], "overhead_ms": got["overhead_ms"],
+            "images": got["images"], "overhead_ms": got["overhead_ms"], "requests": got["requests"],
             "relay": counters,
             "server": json.loads((d / "server.json").read_text()),
         }

@@ -147,6 +147,11 @@ class Link:
             if self.tcp else 0.0
         self._offsets: list[float] = []
         self._positions: np.random.Generator | None = None  # loss positions (tcp.RECOVERY "rack")
+        # per message in send order, (positions of its lost first transmissions, lost resends),
+        # replacing the drawn losses (None: draw); set by a validation that replays an emulated
+        # session's losses (ciarsim.emulate.losses.loss_script)
+        self.script: list[tuple[list[int], int]] | None = None
+        self._scripted = 0  # messages planned under the script so far
 
     @classmethod
     def from_config(cls, net: NetworkConfig, capacity, jitter_rng, loss_rng) -> "Link":
@@ -177,13 +182,21 @@ class Link:
                 ser_end = max(ser_end, start + tcp_model.window_ms(n, cwnd, self._packet_ms, rtt))
         else:
             ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
-        rounds = self._loss_rounds(n) if self.loss_rate else []
-        lost, fast = sum(rounds), False
+        lost_at = None  # first transmissions lost, by packet position (None: not drawn yet)
+        if self.script is not None:  # the losses an emulated session saw, message by message
+            lost_at, resent = self._scripted_losses(n)
+            lost = len(lost_at) + resent
+        else:
+            rounds = self._loss_rounds(n) if self.loss_rate else []
+            lost, resent = sum(rounds), sum(rounds[1:])
+        fast = False
         end = ser_end
         if lost:
             resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self._frame)
             if self.tcp and tcp_model.RECOVERY == "rack":
-                end, fast = self._rack(rounds, n, start, ser_end, rtt, resend_bits)
+                if lost_at is None:
+                    lost_at = self._draw_positions(n, rounds[0])
+                end, fast = self._rack(lost_at, resent, n, start, ser_end, rtt, resend_bits)
             else:
                 wait = tcp_model.loss_wait_ms(n, rtt) if self.tcp else self.rto_ms
                 for _ in range(lost):
@@ -230,24 +243,38 @@ class Link:
                 rounds.append(k)
         return rounds
 
-    def _rack(self, rounds: list[int], n: int, start: float, ser_end: float, rtt: float,
-              bits: float) -> tuple[float, bool]:  # fmt: skip
-        """The candidate recovery (``tcp.RECOVERY = "rack"``): the first round's losses at
-        uniformly drawn packet positions (packet i left when its serialisation ended), each
-        resent at ``tcp.rack_resend_ms``; a lost resend waits the RTO. Returns the end of the
-        last resend and whether fast recovery repaired every loss (no RTO fired)."""
-        if self._positions is None:  # its own stream: the loss counts stay the default's draws
+    def _scripted_losses(self, packets: int) -> tuple[list[int], int]:
+        """The next message's scripted losses: the positions of its lost first transmissions
+        (clamped to its ``packets``) and its count of lost resends."""
+        k = self._scripted
+        self._scripted += 1
+        if k >= len(self.script):
+            return [], 0
+        first, resent = self.script[k]
+        return sorted({min(i, packets - 1) for i in first}), resent
+
+    def _draw_positions(self, packets: int, lost: int) -> list[int]:
+        """Positions of ``lost`` first transmissions among ``packets``, drawn uniformly from a
+        stream of their own (the loss counts stay the default rule's draws)."""
+        if self._positions is None:
             self._positions = self.loss_rng.spawn(1)[0]
+        return self._positions.choice(packets, lost, replace=False).tolist()
+
+    def _rack(self, lost_at: list[int], resent: int, n: int, start: float, ser_end: float,
+              rtt: float, bits: float) -> tuple[float, bool]:  # fmt: skip
+        """The candidate recovery (``tcp.RECOVERY = "rack"``): the first transmissions lost at
+        packet positions ``lost_at`` (packet i left when its serialisation ended), each resent at
+        ``tcp.rack_resend_ms``; each of the ``resent`` lost resends waits the RTO. Returns the end
+        of the last resend and whether fast recovery repaired every loss (no RTO fired)."""
         step = (ser_end - start) / n
-        lost_at = self._positions.choice(n, rounds[0], replace=False).tolist()
         due = sorted(tcp_model.rack_resend_ms(i, n, start + (i + 1) * step, rtt) for i in lost_at)
         rto = tcp_model.rto_ms(rtt)
         end = ser_end
         for t in due:
             end = self._send(max(end, t), max(end, t), bits)
-        for _ in range(sum(rounds[1:])):
+        for _ in range(resent):
             end = self._send(end + rto, end + rto, bits)
-        return end, len(rounds) == 1 and n - 1 not in lost_at  # no tail RTO, no lost resend
+        return end, not resent and n - 1 not in lost_at  # no tail RTO, no lost resend
 
     def transfer(self, env, nbytes: int) -> Generator:
         """SimPy process function: send ``nbytes``; returns the ``TransferRecord`` on arrival.

@@ -127,3 +127,31 @@ def test_each_block_runs_on_its_own_connection_with_the_chosen_congestion_contro
     assert rows[0]["port"] != rows[1]["port"]  # a fresh connection per block
     assert {r["congestion"] for r in rows} == {"reno"}
     assert res["server"]["connections"] == 3 and res["server"]["served"] == 2 + 41  # + calibration
+
+
+def test_every_relay_drop_is_placed_in_its_message_and_its_resend_is_timed(tmp_path):
+    from ciarsim.emulate.losses import packet_log, place_drops
+
+    ops = [[1, -1 if k == 0 else k - 1, 0.0, 20_000, 2_000, 1, 1, 1, 0] for k in range(12)]
+    blocks = [{"think_ms": 0.0, "images": [{"image": 0, "ops": ops}]}]
+    relay = {"uplink": _direction(one_way_ms=5.0, loss_rate=0.05),
+             "downlink": _direction(one_way_ms=5.0, loss_rate=0.05), "seed": [3]}  # fmt: skip
+    from ciarsim.emulate.session import run_session
+
+    res = run_session(relay, blocks, {"cloud": {"model": "llamagen-xl", "hardware": "h100"}})
+    answers = res["server"]["answers"][1:]
+    assert [len(r) for r in res["requests"]] == [12] and [len(a) for a in answers] == [12]
+    log = packet_log(res["relay"]["packets"], res["requests"], answers)
+    losses, streams = place_drops(log, res["requests"], answers, res["relay"]["blocks"])
+    assert (log["message"] >= 0).all()  # every data segment falls in a listed message
+    up = log[log["direction"] == "uplink"]
+    assert up["message_bytes"].eq(20_000).all() and up["bytes"].sum() >= 12 * 20_000
+    # the relay's drops are all accounted for: data segments placed + pure ACKs
+    for way in ("uplink", "downlink"):
+        s = streams[streams["direction"] == way].iloc[0]
+        assert s["dropped"] + s["dropped_acks"] == res["relay"]["blocks"][0][way]["dropped"]
+        assert s["dropped"] == int(log[log["direction"] == way]["dropped"].sum())
+    assert len(losses) > 0  # 5% of ~200 segments: P(no drop) < 1e-4
+    # TCP is reliable: every dropped segment was sent again, later, by the kernel
+    assert losses["resent_after_ms"].notna().all() and (losses["resent_after_ms"] > 0).all()
+    assert (losses["offset_in_message"] < losses["message_bytes"]).all()

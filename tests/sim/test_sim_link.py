@@ -59,6 +59,32 @@ def test_loss_costs_rto_and_a_resend():
     assert rec.arrival_ms == pytest.approx(1.5 + 203.0 + 30.0)
 
 
+def test_a_scripted_link_loses_exactly_the_scripted_transmissions():
+    # no loss rate, no loss generator: the script alone decides (message 1: two first
+    # transmissions and one resend lost; messages 0 and 2 and any beyond the script: none)
+    link = _link(ConstantCapacity(8.0), rto_ms=100.0)
+    link.script = [([], 0), ([0, 1], 1), ([], 0)]
+    recs = [link.plan(1000.0 * k, 2920) for k in range(4)]
+    assert [r.lost for r in recs] == [0, 3, 0, 0]
+    assert recs[1].loss_ms == pytest.approx(3 * (100.0 + 1.5))
+    assert recs[0].arrival_ms - 0.0 == pytest.approx(recs[2].arrival_ms - 2000.0)
+
+
+def test_scripted_positions_decide_rack_recovery(monkeypatch):
+    from ciarsim.sim import tcp
+
+    monkeypatch.setattr(tcp, "RECOVERY", "rack")
+
+    def loss_ms(position: int) -> float:
+        link = Link(ConstantCapacity(8.0), one_way_ms=30.0, tcp="linux")
+        link.script = [([position], 0)]
+        return link.plan(0.0, 4 * 1448).loss_ms
+
+    # a lost packet with one behind it is repaired by fast recovery (1.25 RTT after it left),
+    # a lost last packet waits the RTO (RTT + 200 ms)
+    assert loss_ms(0) < 100.0 < tcp.rto_ms(60.0) - 10.0 < loss_ms(3)
+
+
 def test_jitter_is_seeded_and_has_the_mean():
     def arrivals(seed):
         link = _link(ConstantCapacity(100.0), jitter_ms=5.0, jitter_rng=np.random.default_rng(seed))
