@@ -45,7 +45,7 @@ from ciarsim.runner.run import plan_jobs  # noqa: E402
 from ciarsim.runner.trace_cache import TraceCache  # noqa: E402
 from ciarsim.scenario.loader import load_scenario  # noqa: E402
 from ciarsim.sim import tcp  # noqa: E402
-from ciarsim.emulate.losses import DIRECTIONS, loss_script  # noqa: E402
+from ciarsim.emulate.losses import DIRECTIONS, loss_script, segment_kind  # noqa: E402
 from ciarsim.sim.world import ConcurrentExchanges, World, simulate  # noqa: E402
 from ciarsim.trace import TraceSet  # noqa: E402
 
@@ -61,8 +61,9 @@ CACHE = ROOT / ".cache" / "ciarsim" / "traces"
 # message by message (``losses.csv``, ciarsim.emulate.losses) instead of drawing its own: the
 # model's timing given the same losses, free of the sampling noise of which messages lose
 MODELS = {"before": ["network.packet_header_bytes=40", "network.tcp=none"], "after": [],
-          "after-rack": [], "after-matched": [], "after-rack-matched": []}
-MATCHED = ("after-matched", "after-rack-matched")
+          "after-rack": [], "after-rack-aimd": [], "after-matched": [], "after-rack-matched": [],
+          "after-aimd-matched": [], "after-rack-aimd-matched": []}
+MATCHED = tuple(m for m in MODELS if m.endswith("-matched"))
 # impaired points: the simulator's expectation pools replications EXPECT_FROM .. +EXPECT_REPS - 1
 # (draws disjoint from those of the emulated replications and of the noise floor's)
 EXPECT_FROM, EXPECT_REPS = 100, 20
@@ -233,6 +234,42 @@ def _resimulate_point(work) -> tuple[list, list, list]:
     return rows, extra_rows, pit_rows
 
 
+def recovery(points, out: Path, reps_impaired: int) -> pd.DataFrame:
+    """Every data segment the relay dropped in the emulated sessions (``losses.csv``), with the
+    kernel's measured wait until it was sent again next to the simulator's rules: ``rto_rule_ms``
+    (every loss waits the RTO, ``tcp.rto_ms``) and ``rack_rule_ms`` (``tcp.rack_resend_ms``: a
+    segment with one behind it is resent 1.25 RTT after it left, a last one waits the RTO)."""
+    parts = []
+    for key, _, half in points:
+        for r in range(_reps(key, reps_impaired)):
+            f = _rep_dir(out, key, r) / "losses.csv"
+            d = pd.read_csv(f) if f.exists() else pd.DataFrame()
+            if len(d):
+                parts.append(d.assign(point=key, half="fit" if half == 0 else "holdout", replication=r,
+                                      rtt_ms=_rtt(key), kind=segment_kind(d)))  # fmt: skip
+    if not parts:
+        return pd.DataFrame()
+    df = pd.concat(parts, ignore_index=True)
+    df["rto_rule_ms"] = [tcp.rto_ms(r) for r in df["rtt_ms"]]
+    df["rack_rule_ms"] = [tcp.rack_resend_ms(0, 2 if k == "inner" else 1, 0.0, r)
+                          for k, r in zip(df["kind"], df["rtt_ms"])]  # fmt: skip
+    return df
+
+
+def recovery_table(rec: pd.DataFrame) -> str:
+    """Per segment kind and RTT: first transmissions lost and how long the kernel took to resend
+    them, against the two rules."""
+    lines = ["| lost segment | RTT (ms) | losses | kernel's wait, median [p10, p90] (ms) | RTO rule | "
+             "RACK rule |", "|---|---|---|---|---|---|"]  # fmt: skip
+    first = rec[(rec["attempt"] == 0) & rec["resent_after_ms"].notna()]
+    for (kind, rtt), d in first.groupby(["kind", "rtt_ms"]):
+        w = d["resent_after_ms"]
+        lines.append(f"| {kind} | {rtt} | {len(d)} | {w.median():.0f} [{w.quantile(0.1):.0f}, "
+                     f"{w.quantile(0.9):.0f}] | {d['rto_rule_ms'].iloc[0]:.0f} | "
+                     f"{d['rack_rule_ms'].iloc[0]:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def _pit(draws: np.ndarray, x: float) -> float:
     """The probability integral transform of an emulated latency ``x`` under the simulator's
     draws of the same image: the share of draws below it (ties count half). A calibrated
@@ -312,18 +349,22 @@ def _scripts(out: Path, key: str, rep: int, label: str, net) -> tuple[list, list
 
 
 class _loss_rule:
-    """For ``after-rack``: the candidate loss recovery (``tcp.RECOVERY = "rack"``)."""
+    """The candidate rules a model's name asks for: ``rack`` the loss recovery
+    (``tcp.RECOVERY = "rack"``), ``aimd`` the window growth (``tcp.GROWTH = "aimd"``)."""
 
     def __init__(self, model: str):
-        self.on = model.startswith("after-rack")
+        parts = model.split("-")
+        self.rules = {"RECOVERY": "rack" if "rack" in parts else tcp.RECOVERY,
+                      "GROWTH": "aimd" if "aimd" in parts else tcp.GROWTH}  # fmt: skip
 
     def __enter__(self) -> None:
-        if self.on:
-            self.saved, tcp.RECOVERY = tcp.RECOVERY, "rack"
+        self.saved = {k: getattr(tcp, k) for k in self.rules}
+        for k, v in self.rules.items():
+            setattr(tcp, k, v)
 
     def __exit__(self, *exc) -> None:
-        if self.on:
-            tcp.RECOVERY = self.saved
+        for k, v in self.saved.items():
+            setattr(tcp, k, v)
 
 
 def summarise(per_point: pd.DataFrame) -> pd.DataFrame:
@@ -387,6 +428,36 @@ def figures(pp: pd.DataFrame, out: Path) -> None:
     plt.close(fig)
 
 
+def recovery_figure(rec: pd.DataFrame, out: Path) -> None:
+    """The kernel's wait before resending each lost segment against the path's RTT, by where
+    the segment sat in its message, with the simulator's two rules."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = rec[(rec["attempt"] == 0) & rec["resent_after_ms"].notna()]
+    rng = np.random.default_rng(0)  # horizontal spread only, to show the points' density
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for (kind, mk), shift in zip((("single", "o"), ("tail", "s"), ("inner", "^")), (-4, 0, 4)):
+        d = first[first["kind"] == kind]
+        x = d["rtt_ms"] * (1 + shift / 100) * np.exp(rng.uniform(-0.03, 0.03, len(d)))
+        ax.scatter(x, d["resent_after_ms"], s=9, marker=mk, alpha=0.45,
+                   label=f"{kind} segment lost ({len(d)})")  # fmt: skip
+    r = np.array(sorted(first["rtt_ms"].unique()), dtype=float)
+    ax.plot(r, [tcp.rto_ms(x) for x in r], "k-", lw=1.2, label="RTO rule: RTT + 200 ms")
+    ax.plot(r, (1 + tcp.RACK_REO_WND) * r, "k--", lw=1.2, label="RACK rule (inner): 1.25 RTT")
+    ax.set(xscale="log", yscale="log", xlabel="path RTT (ms)",
+           ylabel="kernel's wait from the lost send to the resend (ms)",
+           title="Loss recovery in kernel TCP (CUBIC), first transmissions lost")  # fmt: skip
+    ax.set_xticks(r, [f"{x:.0f}" for x in r])
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "recovery.png", dpi=130)
+    plt.close(fig)
+
+
 def table(pp: pd.DataFrame) -> str:
     """Vidur-style: per policy and link kind, the error of the median and p95 latency."""
     a = pp[pp["model"] == "after"].copy()
@@ -406,7 +477,16 @@ def redraw(out: Path) -> None:
     pp, summary = pd.read_csv(out / "points.csv"), pd.read_csv(out / "summary.csv")
     store.write_text(out / "table.md", table(pp))
     figures(pp, out)
+    rec = _recovery_of(out)
+    if len(rec):
+        recovery_figure(rec, out)
     store.write_text(out / "validation.md", page(pp, summary, out))
+
+
+def _recovery_of(out: Path) -> pd.DataFrame:
+    """The saved ``recovery.csv`` (empty if none, or no losses were logged)."""
+    f = out / "recovery.csv"
+    return pd.read_csv(f) if f.exists() and f.stat().st_size > 1 else pd.DataFrame()
 
 
 def analyse(points, out: Path, reps_impaired: int, jobs: int = 1) -> None:
@@ -423,6 +503,10 @@ def analyse(points, out: Path, reps_impaired: int, jobs: int = 1) -> None:
     store.write_table(pp, out / "points.csv")
     store.write_table(summary, out / "summary.csv")
     store.write_table(pit, out / "pit.csv")
+    rec = recovery(points, out, reps_impaired)
+    store.write_table(rec, out / "recovery.csv")
+    if len(rec):
+        recovery_figure(rec, out)
     store.write_table(calibration(pit), out / "calibration.csv")
     store.write_text(out / "table.md", table(pp))
     figures(pp, out)

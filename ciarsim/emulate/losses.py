@@ -101,3 +101,12 @@ def loss_script(losses: pd.DataFrame, block: int, direction: str, messages: int,
             else:
                 out[k] = (first, resent + 1)
     return out
+
+
+def segment_kind(losses: pd.DataFrame) -> pd.Series:
+    """Where each dropped segment sat in its message: ``single`` (the whole message was one
+    segment), ``tail`` (the last segment of a longer message: nothing behind it to trigger
+    fast recovery) or ``inner``."""
+    whole = losses["offset_in_message"].eq(0) & (losses["bytes"] >= losses["message_bytes"])
+    last = (losses["offset_in_message"] + losses["bytes"]) >= losses["message_bytes"]
+    return pd.Series(np.where(whole, "single", np.where(last, "tail", "inner")), index=losses.index)

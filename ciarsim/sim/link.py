@@ -142,9 +142,9 @@ class Link:
         self._stream = capacity if isinstance(capacity, OpportunityCapacity) else None
         self._frame = header_bytes + (capacity.frame_bytes if self._stream else 0)
         self.tcp = tcp == "linux" and capacity is not None
-        self.window = tcp_model.Window(2.0 * one_way_ms)
         self._packet_ms = 8.0 * (mtu_bytes + self._frame - header_bytes) / _mean_bits_per_ms(capacity) \
             if self.tcp else 0.0
+        self.window = tcp_model.Window(2.0 * one_way_ms, self._packet_ms)
         self._offsets: list[float] = []
         self._positions: np.random.Generator | None = None  # loss positions (tcp.RECOVERY "rack")
         # per message in send order, (positions of its lost first transmissions, lost resends),
@@ -174,14 +174,6 @@ class Link:
             return TransferRecord(now, 0.0, 0.0, 0.0, 0.0, now, nbytes, 0, 0)
         n = -(-nbytes // (self.mtu - self.header))
         start = max(now, self.busy_until)
-        if self.tcp:  # the congestion window may hold the message back (ciarsim.sim.tcp)
-            rtt = 2.0 * self.one_way_ms
-            start, cwnd = self.window.start(start, n)
-            ser_end = self._send(start, start, 8.0 * (nbytes + n * self._frame))
-            if n > cwnd:
-                ser_end = max(ser_end, start + tcp_model.window_ms(n, cwnd, self._packet_ms, rtt))
-        else:
-            ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
         lost_at = None  # first transmissions lost, by packet position (None: not drawn yet)
         if self.script is not None:  # the losses an emulated session saw, message by message
             lost_at, resent = self._scripted_losses(n)
@@ -189,20 +181,35 @@ class Link:
         else:
             rounds = self._loss_rounds(n) if self.loss_rate else []
             lost, resent = sum(rounds), sum(rounds[1:])
+        positions = self.tcp and lost and (tcp_model.RECOVERY == "rack" or tcp_model.GROWTH == "aimd")
+        if positions and lost_at is None:
+            lost_at = self._draw_positions(n, rounds[0]) if rounds else []
+        after = None  # the window "aimd" leaves
+        if self.tcp:  # the congestion window may hold the message back (ciarsim.sim.tcp)
+            rtt = 2.0 * self.one_way_ms
+            start, cwnd = self.window.start(start, n)
+            ser_end = self._send(start, start, 8.0 * (nbytes + n * self._frame))
+            if tcp_model.GROWTH == "aimd" and (n > cwnd or lost_at):
+                dur, w, ss = tcp_model.aimd_rounds(n, cwnd, self.window.ssthresh, self._packet_ms,
+                                                   rtt, lost_at or ())  # fmt: skip
+                after = (w, ss)
+                ser_end = max(ser_end, start + dur)
+            elif n > cwnd:
+                ser_end = max(ser_end, start + tcp_model.window_ms(n, cwnd, self._packet_ms, rtt))
+        else:
+            ser_end = self._send(now, start, 8.0 * (nbytes + n * self._frame))
         fast = False
         end = ser_end
         if lost:
             resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self._frame)
             if self.tcp and tcp_model.RECOVERY == "rack":
-                if lost_at is None:
-                    lost_at = self._draw_positions(n, rounds[0])
                 end, fast = self._rack(lost_at, resent, n, start, ser_end, rtt, resend_bits)
             else:
                 wait = tcp_model.loss_wait_ms(n, rtt) if self.tcp else self.rto_ms
                 for _ in range(lost):
                     end = self._send(end + wait, end + wait, resend_bits)
         if self.tcp:
-            self.window.sent(end, n, lost, fast)
+            self.window.sent(end, n, lost, fast, after)
         self.busy_until = end
         prop = self.one_way_ms + (self._packet_jitter(n) if self.tcp else self.jitter())
         arrival = end + prop

@@ -23,6 +23,8 @@ Units: ms, packets.
 
 from __future__ import annotations
 
+import math
+
 INITIAL_WINDOW = 10  # packets (RFC 6928; Linux TCP_INIT_CWND)
 RTO_MIN_MS = 200.0  # Linux TCP_RTO_MIN
 
@@ -64,9 +66,72 @@ def window_ms(packets: int, cwnd: int, packet_ms: float, rtt_ms: float) -> float
         w = 2 * s
 
 
+def aimd_rounds(packets: int, cwnd: float, ssthresh: float, packet_ms: float, rtt_ms: float,
+                lost_at=()) -> tuple[float, float, float]:  # fmt: skip
+    """The candidate window rule (``GROWTH = "aimd"``) over one message: ``(time from its first
+    to its last packet leaving, window after, ssthresh after)``. Rounds of ``w`` packets, each
+    lasting a round trip (``packet_ms + rtt_ms``, the ACK clock) or its own serialisation if
+    longer (the pipe is full); after a round the window doubles below ``ssthresh`` (slow start,
+    stopping there), grows by one packet at or above it (congestion avoidance), and after a round
+    that lost a first transmission (positions ``lost_at``) falls to ``ssthresh = 0.7 w`` (CUBIC's
+    multiplicative decrease, Linux's PRR end state): a loss early in a long message slows the
+    rest of it, not only the next message. The last round's packets leave at line rate."""
+    lost = sorted(lost_at)
+    t, sent, w, i = 0.0, 0, max(float(cwnd), 1.0), 0
+    while True:
+        s = max(min(int(w), packets - sent), 1)
+        hit = False
+        while i < len(lost) and lost[i] < sent + s:
+            hit, i = True, i + 1
+        sent += s
+        if hit:
+            ssthresh = max(CUBIC_BETA * w, 2.0)
+            w = ssthresh
+        elif w < ssthresh:
+            w = min(w + s, max(ssthresh, w + 1.0))
+        else:
+            w = grow(w, s, ssthresh)
+        if sent >= packets:
+            return t + s * packet_ms, w, ssthresh
+        t += max(s * packet_ms, packet_ms + rtt_ms)
+
+
 def loss_wait_ms(packets: int, rtt_ms: float) -> float:
     """Wait before a lost packet of a ``packets``-packet message is resent: the RTO."""
     return rto_ms(rtt_ms)
+
+
+# Window growth rule: "slow-start" (the default: every round of a message doubles the window,
+# each acknowledged packet adds one below ``ssthresh`` and 1 / cwnd above it, and a loss cuts the
+# window once the message has gone) or "aimd" (the candidate: slow start only up to
+# ``ssthresh``, then congestion avoidance, one packet per round trip (``grow``); a loss cuts the
+# window in the round it happens (``aimd_rounds``); a restart after idle keeps ``ssthresh`` at
+# least 3/4 of the window, Linux ``tcp_cwnd_restart`` / ``tcp_current_ssthresh``). Like
+# RECOVERY, a module switch evaluated by experiments/validation.py.
+GROWTH = "slow-start"
+
+
+HYSTART_LOW_WINDOW = 16  # packets: HyStart acts from this window on (Linux hystart_low_window)
+HYSTART_DELAY_MS = (4.0, 16.0)  # its delay threshold: min RTT / 8 within these bounds (Linux)
+
+
+def hystart_window(rtt_ms: float, packet_ms: float) -> float:
+    """Where CUBIC's HyStart ends slow start on an otherwise empty path (``GROWTH = "aimd"``):
+    when a round's RTT has grown by its delay threshold (``min RTT / 8``, 4 to 16 ms), i.e. the
+    window fills the pipe (``rtt / packet_ms`` packets) plus that much queue; never below
+    ``HYSTART_LOW_WINDOW``. Linux net/ipv4/tcp_cubic.c, ``hystart_update``."""
+    lo, hi = HYSTART_DELAY_MS
+    return max(float(HYSTART_LOW_WINDOW), (rtt_ms + min(max(rtt_ms / 8.0, lo), hi)) / packet_ms)
+
+
+def grow(cwnd: float, packets: int, ssthresh: float) -> float:
+    """The window after ``packets`` more packets are acknowledged (``GROWTH = "aimd"``): one
+    packet per packet while below ``ssthresh`` (slow start), then one per window (congestion
+    avoidance: dw/dp = 1/w, so w^2 grows by 2 per packet)."""
+    ss = min(packets, max(ssthresh - cwnd, 0.0))
+    cwnd += ss
+    rest = packets - ss
+    return math.sqrt(cwnd * cwnd + 2.0 * rest) if rest > 0 else cwnd
 
 
 # Loss recovery rule: "rto" (every loss waits the RTO; the default) or "rack" (the candidate
@@ -101,9 +166,13 @@ class Window:
     and ``ssthresh = 0.7 cwnd`` (CUBIC's beta; BBR, the validation kernel's default, keeps slow
     start instead)."""
 
-    def __init__(self, rtt_ms: float):
+    def __init__(self, rtt_ms: float, packet_ms: float = 0.0):
+        """``packet_ms``: a full packet's serialisation at the path's rate (``GROWTH = "aimd"``
+        ends the first slow start where CUBIC's HyStart would, ``hystart_window``)."""
         self.rtt, self.rto = rtt_ms, rto_ms(rtt_ms)
         self.cwnd, self.ssthresh = float(INITIAL_WINDOW), float("inf")
+        if GROWTH == "aimd" and packet_ms > 0.0:
+            self.ssthresh = hystart_window(rtt_ms, packet_ms)
         self.flight: list[tuple[float, int, bool]] = []  # (ack ms, packets, window-limited)
         self.last_end = 0.0
 
@@ -115,7 +184,9 @@ class Window:
             if ack > upto_ms:
                 break
             done += 1
-            if limited:
+            if limited and GROWTH == "aimd":
+                self.cwnd = grow(self.cwnd, pk, self.ssthresh)
+            elif limited:
                 self.cwnd += pk if self.cwnd < self.ssthresh else pk / self.cwnd
         if done:
             del self.flight[:done]
@@ -128,6 +199,8 @@ class Window:
             self._ack(start_ms)
         if not self.flight:  # nothing unacknowledged (a chain's usual case): the whole window is free
             idle_ms = start_ms - self.last_end
+            if idle_ms > self.rto and GROWTH == "aimd":
+                self.ssthresh = max(self.ssthresh, 0.75 * self.cwnd)
             self.cwnd = float(restart_cwnd(int(self.cwnd), idle_ms, self.rtt) if idle_ms > self.rto
                               else int(self.cwnd))
             return start_ms, max(int(self.cwnd), 1)
@@ -141,13 +214,20 @@ class Window:
             free = int(self.cwnd) - sum(pk for _, pk, _ in self.flight)
         return start_ms, max(free, 1)
 
-    def sent(self, end_ms: float, packets: int, lost: int, fast: bool = False) -> None:
+    def sent(self, end_ms: float, packets: int, lost: int, fast: bool = False,
+             after: tuple[float, float] | None = None) -> None:  # fmt: skip
         """Record a message whose last packet left at ``end_ms`` after ``lost`` losses, repaired
         by fast recovery (``fast``: the window falls to ``ssthresh``, Linux's PRR end state) or
-        by the RTO (to 1 packet, ``tcp_enter_loss``)."""
+        by the RTO (to 1 packet, ``tcp_enter_loss``). ``after``: the (window, ssthresh) that
+        ``aimd_rounds`` left, its growth and cuts already counted."""
         in_flight = sum(pk for _, pk, _ in self.flight) if self.flight else 0
         limited = 2 * (packets + in_flight) > self.cwnd
-        if lost:
+        if after is not None:
+            self.cwnd, self.ssthresh = after
+            if lost and not fast:  # an RTO fired
+                self.ssthresh, self.cwnd = max(self.cwnd * CUBIC_BETA, 2.0), 1.0
+            limited = False
+        elif lost:
             self.ssthresh = max(self.cwnd * CUBIC_BETA, 2.0)
             self.cwnd = self.ssthresh if fast else 1.0
         self.flight.append((end_ms + self.rtt, packets, limited))

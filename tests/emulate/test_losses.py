@@ -7,7 +7,7 @@ import struct
 
 import pandas as pd
 
-from ciarsim.emulate.losses import loss_script, packet_log, place_drops
+from ciarsim.emulate.losses import loss_script, packet_log, place_drops, segment_kind
 from ciarsim.emulate.relay import tcp_segment
 
 
@@ -69,3 +69,10 @@ def test_loss_script_gives_positions_of_first_losses_and_counts_resends():
     assert loss_script(losses, 0, "downlink", 1, 1448) == [([], 0)]
     assert loss_script(losses, 0, "uplink", 1, 1448) == [([1], 1)]  # beyond the listed: ignored
     assert loss_script(pd.DataFrame(columns=losses.columns), 0, "uplink", 2, 1448) == [([], 0), ([], 0)]
+
+
+def test_segment_kind_tells_single_tail_and_inner_segments():
+    losses, _ = place_drops(packet_log(ROWS, REQUESTS, ANSWERS), REQUESTS, ANSWERS)
+    assert segment_kind(losses).tolist() == ["inner", "inner", "single"]
+    tail = losses.iloc[[0]].assign(offset_in_message=2896, bytes=104)
+    assert segment_kind(tail).tolist() == ["tail"]
