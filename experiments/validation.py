@@ -45,7 +45,7 @@ from ciarsim.runner.run import plan_jobs  # noqa: E402
 from ciarsim.runner.trace_cache import TraceCache  # noqa: E402
 from ciarsim.scenario.loader import load_scenario  # noqa: E402
 from ciarsim.sim import tcp  # noqa: E402
-from ciarsim.emulate.losses import DIRECTIONS, loss_script, segment_kind  # noqa: E402
+from ciarsim.emulate.losses import DIRECTIONS, loss_script, message_times, segment_kind  # noqa: E402
 from ciarsim.sim.world import ConcurrentExchanges, World, simulate  # noqa: E402
 from ciarsim.trace import TraceSet  # noqa: E402
 
@@ -61,9 +61,13 @@ CACHE = ROOT / ".cache" / "ciarsim" / "traces"
 # message by message (``losses.csv``, ciarsim.emulate.losses) instead of drawing its own: the
 # model's timing given the same losses, free of the sampling noise of which messages lose
 MODELS = {"before": ["network.packet_header_bytes=40", "network.tcp=none"], "after": [],
-          "after-rack": [], "after-rack-aimd": [], "after-matched": [], "after-rack-matched": [],
-          "after-aimd-matched": [], "after-rack-aimd-matched": []}
+          "after-rack": [], "after-rack-aimd": [], "after-rack-aimd-srtt": [], "after-matched": [],
+          "after-rack-matched": [], "after-rack-aimd-matched": [], "after-rack-aimd-srtt-matched": []}
 MATCHED = tuple(m for m in MODELS if m.endswith("-matched"))
+# the models of the headline table, in order (with those ``_derived`` adds)
+HEADLINE = ("before", "after-rack", "after-rack-aimd", "after-rack-aimd-srtt", "after",
+            "after-expected", "noise-floor")
+MATCHED_ROWS = tuple(x for m in MATCHED for x in (m, f"{m}-net"))  # the same-losses table's
 # impaired points: the simulator's expectation pools replications EXPECT_FROM .. +EXPECT_REPS - 1
 # (draws disjoint from those of the emulated replications and of the noise floor's)
 EXPECT_FROM, EXPECT_REPS = 100, 20
@@ -207,15 +211,18 @@ def _resimulate_point(work) -> tuple[list, list, list]:
             if None in scripts.values() and model in MATCHED and _impaired(key):
                 continue  # a session emulated before the relay logged its packets
             with _loss_rule(model):
-                sims = {r: _sim(tr, psc, key, j.label, r, scripts[r]).images["latency_ms"].tolist()
-                        for r in emus}  # fmt: skip
+                runs = {r: _sim(tr, psc, key, j.label, r, scripts[r], log=True) if model in MATCHED
+                        else (_sim(tr, psc, key, j.label, r), None) for r in emus}  # fmt: skip
             for r, emu in emus.items():
                 e = emu[emu["policy"] == j.label]
-                for (_, er), sim in zip(e.iterrows(), sims[r]):
+                res, logs = runs[r]
+                excess = _host_excess(out, key, r, j.label, res.images, logs) if logs else None
+                for i, ((_, er), sim) in enumerate(zip(e.iterrows(), res.images["latency_ms"])):
                     rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
                                  "policy": j.label, "replication": r, "image": er["image"],
                                  "sim_latency_ms": sim, "emu_latency_ms": er["emu_latency_ms"],
-                                 "testbed_rtt_ms": er["testbed_rtt_ms"]})  # fmt: skip
+                                 "testbed_rtt_ms": er["testbed_rtt_ms"],
+                                 "host_excess_ms": excess[i] if excess is not None else np.nan})  # fmt: skip
             if model == "before" or model in MATCHED or not _impaired(key):
                 continue
             with _loss_rule(model):
@@ -251,6 +258,7 @@ def recovery(points, out: Path, reps_impaired: int) -> pd.DataFrame:
         return pd.DataFrame()
     df = pd.concat(parts, ignore_index=True)
     df["rto_rule_ms"] = [tcp.rto_ms(r) for r in df["rtt_ms"]]
+    df["srtt_rule_ms"] = [tcp.rto_ms(r + 2.0 * IMPAIRED["jitter_ms"] + tcp.DELACK_MS) for r in df["rtt_ms"]]
     df["rack_rule_ms"] = [tcp.rack_resend_ms(0, 2 if k == "inner" else 1, 0.0, r)
                           for k, r in zip(df["kind"], df["rtt_ms"])]  # fmt: skip
     return df
@@ -260,13 +268,13 @@ def recovery_table(rec: pd.DataFrame) -> str:
     """Per segment kind and RTT: first transmissions lost and how long the kernel took to resend
     them, against the two rules."""
     lines = ["| lost segment | RTT (ms) | losses | kernel's wait, median [p10, p90] (ms) | RTO rule | "
-             "RACK rule |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "RTO from SRTT | RACK rule |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     first = rec[(rec["attempt"] == 0) & rec["resent_after_ms"].notna()]
     for (kind, rtt), d in first.groupby(["kind", "rtt_ms"]):
         w = d["resent_after_ms"]
         lines.append(f"| {kind} | {rtt} | {len(d)} | {w.median():.0f} [{w.quantile(0.1):.0f}, "
                      f"{w.quantile(0.9):.0f}] | {d['rto_rule_ms'].iloc[0]:.0f} | "
-                     f"{d['rack_rule_ms'].iloc[0]:.0f} |")
+                     f"{d['srtt_rule_ms'].iloc[0]:.0f} | {d['rack_rule_ms'].iloc[0]:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -312,27 +320,77 @@ def _expectation(tr, sc, key: str, label: str, reps: list[int], draws: np.ndarra
     return {"sim_expected_median_ms": float(expect), "noise_rel_error_median": float((a - b) / b)}
 
 
-def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None):
+def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None, log: bool = False):
     """The simulator's replication ``rep`` of point ``key``, seeded as ``emulate_scenario``
     seeded the emulated one (``draw_seed``: every point its own draws, every model the same);
     ``scripts``: (uplink, downlink) lost transmissions per message to replay instead of drawing
-    losses (``Link.script``)."""
+    losses (``Link.script``). With ``log``: ``(records, (uplink, downlink) message records)``."""
     seed = draw_seed(sc.seed, f"{key}/0", rep)
-    if scripts is None:
+    if scripts is None and not log:
         return simulate(tr, workload=sc.workload, models=sc.models, network=sc.network, seed=seed,
                         replication=rep, policy=label, record_segments=False)  # fmt: skip
+    links = []
 
     def world() -> World:
         w = World(workload=sc.workload, models=sc.models, network=sc.network, seed=seed,
                   replication=rep, policy=label, record_segments=False)  # fmt: skip
         phone = w.phone(0)
-        phone.uplink.script, phone.downlink.script = scripts
+        if scripts is not None:
+            phone.uplink.script, phone.downlink.script = scripts
+        phone.uplink.log, phone.downlink.log = [], []
+        links[:] = [phone.uplink, phone.downlink]
         return w
 
     try:
-        return world().run(tr)
+        res = world().run(tr)
     except ConcurrentExchanges:  # as ``simulate``: a fresh world, event-driven
-        return world().run(tr, None, False)
+        res = world().run(tr, None, False)
+    return res, (links[0].log, links[1].log)
+
+
+def _messages(out: Path, key: str, rep: int) -> pd.DataFrame | None:
+    """The emulated session's per-message times (``messages.csv``; derived from the relay's
+    ``packets.csv`` and saved next to it when missing), or None if neither was kept."""
+    d = _rep_dir(out, key, rep)
+    if not (d / "messages.csv").exists():
+        if not (d / "packets.csv").exists():
+            return None
+        store.write_table(message_times(pd.read_csv(d / "packets.csv")), d / "messages.csv")
+    return pd.read_csv(d / "messages.csv")
+
+
+def _host_excess(out: Path, key: str, rep: int, label: str, images: pd.DataFrame,
+                 logs: tuple[list, list]) -> list[float] | None:  # fmt: skip
+    """Per image: how much longer the emulator's hosts took to turn messages around than the
+    simulator's compute (ms): at the cloud, from a request's delivery to its answer's first
+    segment; at the device, from an answer's delivery to the image's next request; summed over
+    the image's exchanges, both measured at the relay. Only for policies with one exchange in
+    flight at a time (request k answered before request k + 1 leaves); None otherwise or when
+    the session kept no packet log."""
+    msgs = _messages(out, key, rep)
+    up_s, down_s = logs
+    if msgs is None or len(up_s) != len(down_s) or not up_s:
+        return None
+    m = msgs[msgs["policy"] == label]
+    up_e = m[m["direction"] == "uplink"].set_index("message").sort_index()
+    down_e = m[m["direction"] == "downlink"].set_index("message").sort_index()
+    n = len(up_s)
+    if len(up_e) != n or len(down_e) != n:
+        return None
+    us, ua = np.array([r.send_ms for r in up_s]), np.array([r.arrival_ms for r in up_s])
+    ds, da = np.array([r.send_ms for r in down_s]), np.array([r.arrival_ms for r in down_s])
+    if (ds < ua - 1e-6).any() or (us[1:] < da[:-1] - 1e-6).any():
+        return None  # exchanges overlap: no turnaround to pair
+    ue, uo = up_e["first_in_ms"].to_numpy(), up_e["delivered_ms"].to_numpy()
+    de, do = down_e["first_in_ms"].to_numpy(), down_e["delivered_ms"].to_numpy()
+    image = np.searchsorted(images["start_ms"].to_numpy(), us, side="right") - 1
+    srv = (de - uo) - (ds - ua)
+    dev = (ue[1:] - do[:-1]) - (us[1:] - da[:-1])
+    dev = np.where(image[1:] == image[:-1], dev, 0.0)  # the gap between images is no turnaround
+    per = np.zeros(len(images))
+    np.add.at(per, image, srv)
+    np.add.at(per, image[1:], dev)
+    return per.tolist()
 
 
 def _scripts(out: Path, key: str, rep: int, label: str, net) -> tuple[list, list] | None:
@@ -350,12 +408,14 @@ def _scripts(out: Path, key: str, rep: int, label: str, net) -> tuple[list, list
 
 class _loss_rule:
     """The candidate rules a model's name asks for: ``rack`` the loss recovery
-    (``tcp.RECOVERY = "rack"``), ``aimd`` the window growth (``tcp.GROWTH = "aimd"``)."""
+    (``tcp.RECOVERY = "rack"``), ``aimd`` the window growth (``tcp.GROWTH = "aimd"``), ``srtt``
+    the RTT the RTO counts (``tcp.RTO_RTT = "srtt"``)."""
 
     def __init__(self, model: str):
         parts = model.split("-")
         self.rules = {"RECOVERY": "rack" if "rack" in parts else tcp.RECOVERY,
-                      "GROWTH": "aimd" if "aimd" in parts else tcp.GROWTH}  # fmt: skip
+                      "GROWTH": "aimd" if "aimd" in parts else tcp.GROWTH,
+                      "RTO_RTT": "srtt" if "srtt" in parts else tcp.RTO_RTT}  # fmt: skip
 
     def __enter__(self) -> None:
         self.saved = {k: getattr(tcp, k) for k in self.rules}
@@ -446,11 +506,14 @@ def recovery_figure(rec: pd.DataFrame, out: Path) -> None:
                    label=f"{kind} segment lost ({len(d)})")  # fmt: skip
     r = np.array(sorted(first["rtt_ms"].unique()), dtype=float)
     ax.plot(r, [tcp.rto_ms(x) for x in r], "k-", lw=1.2, label="RTO rule: RTT + 200 ms")
+    ax.plot(r, [tcp.rto_ms(x + 2.0 * IMPAIRED["jitter_ms"] + tcp.DELACK_MS) for x in r], "k:", lw=1.4,
+            label="RTO from the kernel's SRTT: + 2 x mean jitter + 40 ms delayed ACK")
     ax.plot(r, (1 + tcp.RACK_REO_WND) * r, "k--", lw=1.2, label="RACK rule (inner): 1.25 RTT")
     ax.set(xscale="log", yscale="log", xlabel="path RTT (ms)",
            ylabel="kernel's wait from the lost send to the resend (ms)",
            title="Loss recovery in kernel TCP (CUBIC), first transmissions lost")  # fmt: skip
     ax.set_xticks(r, [f"{x:.0f}" for x in r])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -492,9 +555,10 @@ def _recovery_of(out: Path) -> pd.DataFrame:
 def analyse(points, out: Path, reps_impaired: int, jobs: int = 1) -> None:
     per_image, expected, pit = resimulate(points, out, reps_impaired, jobs)
     keys = ["model", "point", "half", "policy"]
-    pp = compare(per_image.drop(columns=["testbed_rtt_ms", "replication"]))
-    pp = pp.merge(per_image.groupby(keys)["testbed_rtt_ms"].median().reset_index(), on=keys)
-    pp = pp.merge(per_image.groupby(keys)["replication"].nunique().rename("replications").reset_index(),
+    both = pd.concat([per_image, _net_of_host(per_image)], ignore_index=True)
+    pp = compare(both.drop(columns=["testbed_rtt_ms", "replication", "host_excess_ms"]))
+    pp = pp.merge(both.groupby(keys)["testbed_rtt_ms"].median().reset_index(), on=keys)
+    pp = pp.merge(both.groupby(keys)["replication"].nunique().rename("replications").reset_index(),
                   on=keys)  # fmt: skip
     pp = pp.merge(expected, on=["model", "point", "policy"], how="left")
     pp = pd.concat([pp, _derived(pp)], ignore_index=True)
@@ -512,6 +576,15 @@ def analyse(points, out: Path, reps_impaired: int, jobs: int = 1) -> None:
     figures(pp, out)
     store.write_text(out / "validation.md", page(pp, summary, out))
     print(summary.to_string(index=False))
+
+
+def _net_of_host(per_image: pd.DataFrame) -> pd.DataFrame:
+    """``<model>-net`` rows for the matched models: each emulated image's latency less its
+    hosts' turnaround excess over the simulated compute (``_host_excess``; policies with one
+    exchange in flight at a time): the comparison of the network and TCP model alone, with the
+    testbed's process wake-ups and kernel paths at the two ends taken out."""
+    d = per_image[per_image["model"].isin(MATCHED) & per_image["host_excess_ms"].notna()]
+    return d.assign(model=d["model"] + "-net", emu_latency_ms=d["emu_latency_ms"] - d["host_excess_ms"])
 
 
 def _derived(pp: pd.DataFrame) -> pd.DataFrame:
@@ -574,7 +647,7 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
               "| model | half | comparisons | median of median-latency error | p95 | median of p95-latency "
               "error | p95 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     opt = lambda x: "—" if pd.isna(x) else _pct(x)  # noqa: E731
-    for m in ("before", "after-rack", "after", "after-expected", "noise-floor"):
+    for m in HEADLINE:
         for half in ("fit", "holdout", "all"):
             if not ((summary.model == m) & (summary.policy == "all") & (summary.half == half)).any():
                 continue  # a partial grid (--only) may lack a half
@@ -584,8 +657,13 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
                          f"{opt(r.p95_abs_rel_error_of_p95)} |")
     lines += ["", "Targets: median <= 5%, p95 <= 10%. `before`: the link model before this validation "
               "(40-byte headers, no TCP window, a fixed 200 ms per loss); `after`: today's default "
-              "(`network.tcp: linux`, every loss waits the RTO); `after-rack`: the candidate loss "
-              "recovery not adopted (Linux's RACK-TLP, `ciarsim.sim.tcp.RECOVERY = \"rack\"`). "
+              "(`network.tcp: linux`, every loss waits the RTO); `after-rack`: with Linux's RACK-TLP "
+              "loss recovery (`ciarsim.sim.tcp.RECOVERY = \"rack\"`); `after-rack-aimd`: and the "
+              "window rule `tcp.GROWTH = \"aimd\"` (HyStart, congestion avoidance, a loss cutting "
+              "the window in the round it happens). `-matched`: the simulator replays the losses "
+              "the emulated session saw, message by message, instead of drawing its own (no "
+              "sampling noise from which messages lose); `-net`: against the emulated latency less "
+              "the testbed hosts' turnaround excess (policies with one exchange in flight). "
               "`after-expected`: the emulated median against "
               "the simulator's expected median (its median pooled over "
               f"{EXPECT_REPS} other jitter and loss draws of the same images; on clean links the "
@@ -609,6 +687,8 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
               f"error against the expectation {_pct(ex.mean())} (negative: the simulator is faster "
               "than the kernel).", ""]  # fmt: skip
     lines += _calibration_lines(out)
+    lines += _matched_lines(pp, summary)
+    lines += _recovery_lines(out)
     lines += ["## By policy", "",
               "| policy | model | median abs error | p95 abs error |", "|---|---|---|---|"]  # fmt: skip
     for pol in a["policy"].unique():
@@ -620,6 +700,42 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
               "Files: `points.csv` (per point, policy and model), `images.csv` (per image), "
               "`summary.csv`, `load.csv`, `points/<point>/` (the emulator's own outputs).", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _matched_lines(pp: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """Impaired points under the emulated losses: each model's error with the losses matched
+    and net of the hosts' turnaround, and the hosts' excess per exchange."""
+    imp = pp[pp["point"].str.endswith("impaired") & pp["model"].str.contains("matched")]
+    if imp.empty:
+        return []
+    lines = ["## Impaired points under the same losses", "",
+             "The simulator replays the losses each emulated session saw (every dropped segment "
+             "placed in its message from the relay's packet log: `losses.csv`), so a point's "
+             "error is the model's, not which messages happened to lose. `-net`: against the "
+             "emulated latency less the testbed hosts' turnaround excess (below).", "",
+             "| model | half | comparisons | median abs error | p95 abs error | mean signed error |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for m in MATCHED_ROWS:
+        for half in ("fit", "holdout", "all"):
+            d = imp[(imp["model"] == m) & ((imp["half"] == half) | (half == "all"))]
+            if len(d):
+                e = d["rel_error_median"]
+                lines.append(f"| {m} | {half} | {len(d)} | {_pct(e.abs().median())} | "
+                             f"{_pct(e.abs().quantile(0.95))} | {_pct(e.mean())} |")
+    return [*lines, ""]
+
+
+def _recovery_lines(out: Path) -> list[str]:
+    rec = _recovery_of(out)
+    if rec.empty:
+        return []
+    return ["## Loss recovery as the kernel did it", "",
+            "Every first transmission the relay dropped, with the time until the kernel sent it "
+            "again (both at the relay; `recovery.csv`): a `single` segment was a whole message, a "
+            "`tail` the last of a longer one (nothing behind it to trigger fast recovery), an "
+            "`inner` one had segments behind it. The RACK rule counts from the segment's "
+            "departure; segments queued ahead of it in the relay add their serialisation.", "",
+            recovery_table(rec), "![loss recovery](recovery.png)", ""]
 
 
 def _calibration_lines(out: Path) -> list[str]:

@@ -10,8 +10,9 @@ starts from (time 0, the capacity trace at the offset the simulator draws for re
 latencies), ``points.csv`` (per point and policy: medians, p95s, relative errors),
 ``losses.csv`` (each dropped data segment: its message, attempt and the kernel's time to resend
 it), ``streams.csv`` (messages, segments and drops per policy and direction;
-``ciarsim.emulate.losses``) and ``packets.csv`` (the relay's log of every data segment: when it
-arrived and left, its stream offset and size, whether it was dropped).
+``ciarsim.emulate.losses``), ``packets.csv`` (the relay's log of every data segment: when it
+arrived and left, its stream offset and size, whether it was dropped) and ``messages.csv`` (per
+message: when its first segment reached the relay and when all of it had been delivered).
 
 Supported: closed-loop arrivals on one device; ``constant`` capacity or ``trace`` capacity in
 Mahimahi format. Units: ms.
@@ -26,7 +27,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ciarsim.emulate.losses import packet_log, place_drops
+from ciarsim.emulate.losses import message_times, packet_log, place_drops
 from ciarsim.emulate.program import programs
 from ciarsim.emulate.session import CONGESTION, check_congestion, check_host, run_session
 from ciarsim.errors import EmulationError
@@ -176,7 +177,9 @@ def emulate_scenario(
     streams = pd.concat(stream_rows, ignore_index=True)
     store.write_table(losses, out_dir / "losses.csv")
     store.write_table(streams, out_dir / "streams.csv")
-    store.write_table(pd.concat(packet_rows, ignore_index=True), out_dir / "packets.csv")
+    packets = pd.concat(packet_rows, ignore_index=True)
+    store.write_table(message_times(packets), out_dir / "messages.csv")
+    store.write_table(packets, out_dir / "packets.csv")
     store.write_table(df, out_dir / "emulation.csv")
     store.write_table(pts, out_dir / "points.csv")
     return EmulationResult(out_dir, df, pts, losses, streams)

@@ -110,3 +110,19 @@ def segment_kind(losses: pd.DataFrame) -> pd.Series:
     whole = losses["offset_in_message"].eq(0) & (losses["bytes"] >= losses["message_bytes"])
     last = (losses["offset_in_message"] + losses["bytes"]) >= losses["message_bytes"]
     return pd.Series(np.where(whole, "single", np.where(last, "tail", "inner")), index=losses.index)
+
+
+def message_times(log: pd.DataFrame) -> pd.DataFrame:
+    """Per message of a placed packet log (``packet_log``; grouped by the columns it has of
+    ``point``, ``policy``, ``block``, ``direction``, ``message``): ``first_in_ms``, when its
+    first segment reached the relay (the sender's send, give or take the testbed's kernel
+    path), ``delivered_ms``, when the relay had delivered every byte of it at least once (its
+    arrival at the receiver's kernel; a resend of a byte already delivered does not count),
+    and its ``segments`` and ``dropped`` counts (resends included)."""
+    keys = [c for c in ("point", "policy", "block", "direction", "message") if c in log.columns]
+    log = log[log["message"] >= 0]
+    g = log.groupby(keys, sort=False)
+    first = g.agg(first_in_ms=("t_ms", "min"), segments=("bytes", "size"), dropped=("dropped", "sum"))
+    ok = log[log["dropped"] == 0]
+    done = ok.groupby([*keys, "offset"], sort=False)["out_ms"].min().groupby(keys, sort=False).max()
+    return first.join(done.rename("delivered_ms")).reset_index()

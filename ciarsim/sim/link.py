@@ -144,7 +144,8 @@ class Link:
         self.tcp = tcp == "linux" and capacity is not None
         self._packet_ms = 8.0 * (mtu_bytes + self._frame - header_bytes) / _mean_bits_per_ms(capacity) \
             if self.tcp else 0.0
-        self.window = tcp_model.Window(2.0 * one_way_ms, self._packet_ms)
+        self._srtt = tcp_model.srtt_ms(2.0 * one_way_ms, self.jitter.mean)  # what the RTO counts
+        self.window = tcp_model.Window(2.0 * one_way_ms, self._packet_ms, self._srtt)
         self._offsets: list[float] = []
         self._positions: np.random.Generator | None = None  # loss positions (tcp.RECOVERY "rack")
         # per message in send order, (positions of its lost first transmissions, lost resends),
@@ -152,6 +153,7 @@ class Link:
         # session's losses (ciarsim.emulate.losses.loss_script)
         self.script: list[tuple[list[int], int]] | None = None
         self._scripted = 0  # messages planned under the script so far
+        self.log: list[TransferRecord] | None = None  # every message's record if a list (diagnostics)
 
     @classmethod
     def from_config(cls, net: NetworkConfig, capacity, jitter_rng, loss_rng) -> "Link":
@@ -205,7 +207,7 @@ class Link:
             if self.tcp and tcp_model.RECOVERY == "rack":
                 end, fast = self._rack(lost_at, resent, n, start, ser_end, rtt, resend_bits)
             else:
-                wait = tcp_model.loss_wait_ms(n, rtt) if self.tcp else self.rto_ms
+                wait = tcp_model.loss_wait_ms(n, self._srtt) if self.tcp else self.rto_ms
                 for _ in range(lost):
                     end = self._send(end + wait, end + wait, resend_bits)
         if self.tcp:
@@ -217,9 +219,10 @@ class Link:
             prop += self.last_arrival - arrival
             arrival = self.last_arrival
         self.last_arrival = arrival
-        return TransferRecord(
-            now, start - now, ser_end - start, end - ser_end, prop, arrival, nbytes, n, lost
-        )
+        rec = TransferRecord(now, start - now, ser_end - start, end - ser_end, prop, arrival, nbytes, n, lost)
+        if self.log is not None:
+            self.log.append(rec)
+        return rec
 
     def _packet_jitter(self, packets: int) -> float:
         """Jitter per packet, FIFO (as netem and the emulator's relay apply it): the last
@@ -274,8 +277,9 @@ class Link:
         ``tcp.rack_resend_ms``; each of the ``resent`` lost resends waits the RTO. Returns the end
         of the last resend and whether fast recovery repaired every loss (no RTO fired)."""
         step = (ser_end - start) / n
-        due = sorted(tcp_model.rack_resend_ms(i, n, start + (i + 1) * step, rtt) for i in lost_at)
-        rto = tcp_model.rto_ms(rtt)
+        due = sorted(tcp_model.rack_resend_ms(i, n, start + (i + 1) * step, rtt, self._srtt)
+                     for i in lost_at)  # fmt: skip
+        rto = tcp_model.rto_ms(self._srtt)
         end = ser_end
         for t in due:
             end = self._send(max(end, t), max(end, t), bits)

@@ -34,6 +34,20 @@ def rto_ms(rtt_ms: float) -> float:
     return rtt_ms + RTO_MIN_MS
 
 
+# What the RTO counts as the RTT: "rtt" (the default: the path's) or "srtt" (the candidate: the
+# kernel's smoothed RTT, which also holds the mean jitter of both directions and the receiver's
+# ACK delay, at most Linux's delayed-ACK timer TCP_DELACK_MIN: ``srtt_ms``). A module switch
+# evaluated by experiments/validation.py, like RECOVERY and GROWTH.
+RTO_RTT = "rtt"
+DELACK_MS = 40.0  # Linux TCP_DELACK_MIN (HZ / 25)
+
+
+def srtt_ms(rtt_ms: float, jitter_ms: float) -> float:
+    """The RTT the retransmission timer is computed from on a path of round-trip time
+    ``rtt_ms`` and mean one-way jitter ``jitter_ms`` (``RTO_RTT``)."""
+    return rtt_ms + 2.0 * jitter_ms + DELACK_MS if RTO_RTT == "srtt" else rtt_ms
+
+
 def restart_cwnd(cwnd: int, idle_ms: float, rtt_ms: float) -> int:
     """The window after ``idle_ms`` without sending (Linux ``tcp_cwnd_restart``)."""
     rto = rto_ms(rtt_ms)
@@ -70,8 +84,8 @@ def aimd_rounds(packets: int, cwnd: float, ssthresh: float, packet_ms: float, rt
                 lost_at=()) -> tuple[float, float, float]:  # fmt: skip
     """The candidate window rule (``GROWTH = "aimd"``) over one message: ``(time from its first
     to its last packet leaving, window after, ssthresh after)``. Rounds of ``w`` packets, each
-    lasting a round trip (``packet_ms + rtt_ms``, the ACK clock) or its own serialisation if
-    longer (the pipe is full); after a round the window doubles below ``ssthresh`` (slow start,
+    lasting a round trip (``packet_ms + rtt_ms``, the ACK clock) or, once a round's
+    serialisation reaches the RTT (the pipe is full, as in ``window_ms``), its serialisation; after a round the window doubles below ``ssthresh`` (slow start,
     stopping there), grows by one packet at or above it (congestion avoidance), and after a round
     that lost a first transmission (positions ``lost_at``) falls to ``ssthresh = 0.7 w`` (CUBIC's
     multiplicative decrease, Linux's PRR end state): a loss early in a long message slows the
@@ -93,7 +107,7 @@ def aimd_rounds(packets: int, cwnd: float, ssthresh: float, packet_ms: float, rt
             w = grow(w, s, ssthresh)
         if sent >= packets:
             return t + s * packet_ms, w, ssthresh
-        t += max(s * packet_ms, packet_ms + rtt_ms)
+        t += s * packet_ms if s * packet_ms >= rtt_ms else packet_ms + rtt_ms  # as window_ms
 
 
 def loss_wait_ms(packets: int, rtt_ms: float) -> float:
@@ -141,7 +155,8 @@ RECOVERY = "rto"
 RACK_REO_WND = 0.25  # RACK's reordering window, min_rtt / 4 (RFC 8985 section 6.2; Linux)
 
 
-def rack_resend_ms(position: int, packets: int, sent_ms: float, rtt_ms: float) -> float:
+def rack_resend_ms(position: int, packets: int, sent_ms: float, rtt_ms: float,
+                   srtt: float | None = None) -> float:  # fmt: skip
     """The candidate rule (``RECOVERY = "rack"``, Linux's RACK-TLP, RFC 8985): when the first
     transmission of packet ``position`` of a ``packets``-packet message, sent at ``sent_ms``, is
     resent. A packet with a later one behind it is marked lost when that one's selective
@@ -149,10 +164,10 @@ def rack_resend_ms(position: int, packets: int, sent_ms: float, rtt_ms: float) -
     was sent (fast recovery). The last packet has nothing behind it: its tail-loss probe is
     capped by the RTO counted from its own sending (Linux ``tcp_schedule_loss_probe``; with one
     packet outstanding the probe waits ``2 srtt + TCP_RTO_MIN``, past the RTO), so it waits the
-    RTO."""
+    RTO (from ``srtt``, ``srtt_ms``; default the RTT)."""
     if position < packets - 1:
         return sent_ms + (1.0 + RACK_REO_WND) * rtt_ms
-    return sent_ms + rto_ms(rtt_ms)
+    return sent_ms + rto_ms(rtt_ms if srtt is None else srtt)
 
 
 CUBIC_BETA = 0.7  # Linux CUBIC's multiplicative decrease (ssthresh = 0.7 cwnd on a loss)
@@ -166,10 +181,12 @@ class Window:
     and ``ssthresh = 0.7 cwnd`` (CUBIC's beta; BBR, the validation kernel's default, keeps slow
     start instead)."""
 
-    def __init__(self, rtt_ms: float, packet_ms: float = 0.0):
+    def __init__(self, rtt_ms: float, packet_ms: float = 0.0, srtt: float | None = None):
         """``packet_ms``: a full packet's serialisation at the path's rate (``GROWTH = "aimd"``
-        ends the first slow start where CUBIC's HyStart would, ``hystart_window``)."""
-        self.rtt, self.rto = rtt_ms, rto_ms(rtt_ms)
+        ends the first slow start where CUBIC's HyStart would, ``hystart_window``); ``srtt``:
+        the RTT the RTO counts (``srtt_ms``; default ``rtt_ms``)."""
+        self.srtt = rtt_ms if srtt is None else srtt
+        self.rtt, self.rto = rtt_ms, rto_ms(self.srtt)
         self.cwnd, self.ssthresh = float(INITIAL_WINDOW), float("inf")
         if GROWTH == "aimd" and packet_ms > 0.0:
             self.ssthresh = hystart_window(rtt_ms, packet_ms)
@@ -201,7 +218,7 @@ class Window:
             idle_ms = start_ms - self.last_end
             if idle_ms > self.rto and GROWTH == "aimd":
                 self.ssthresh = max(self.ssthresh, 0.75 * self.cwnd)
-            self.cwnd = float(restart_cwnd(int(self.cwnd), idle_ms, self.rtt) if idle_ms > self.rto
+            self.cwnd = float(restart_cwnd(int(self.cwnd), idle_ms, self.srtt) if idle_ms > self.rto
                               else int(self.cwnd))
             return start_ms, max(int(self.cwnd), 1)
         need = min(packets, max(int(self.cwnd), 1))

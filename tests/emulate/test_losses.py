@@ -7,7 +7,7 @@ import struct
 
 import pandas as pd
 
-from ciarsim.emulate.losses import loss_script, packet_log, place_drops, segment_kind
+from ciarsim.emulate.losses import loss_script, message_times, packet_log, place_drops, segment_kind
 from ciarsim.emulate.relay import tcp_segment
 
 
@@ -76,3 +76,14 @@ def test_segment_kind_tells_single_tail_and_inner_segments():
     assert segment_kind(losses).tolist() == ["inner", "inner", "single"]
     tail = losses.iloc[[0]].assign(offset_in_message=2896, bytes=104)
     assert segment_kind(tail).tolist() == ["tail"]
+
+
+def test_message_times_count_the_first_delivery_of_every_byte():
+    m = message_times(packet_log(ROWS, REQUESTS, ANSWERS)).set_index(["direction", "message"])
+    assert m.loc[("uplink", 0), ["first_in_ms", "delivered_ms", "segments", "dropped"]].tolist() == [0.0, 310.0, 5, 2]
+    assert m.loc[("uplink", 1), ["first_in_ms", "delivered_ms"]].tolist() == [400.0, 660.0]
+    assert m.loc[("downlink", 0), ["first_in_ms", "delivered_ms"]].tolist() == [20.0, 30.0]
+    # a spurious resend (the original delivered) does not move the delivery
+    spurious = [*ROWS, (0, 1, 200.0, 210.0, 0, 50, 0)]
+    m = message_times(packet_log(spurious, REQUESTS, ANSWERS)).set_index(["direction", "message"])
+    assert m.loc[("downlink", 0), "delivered_ms"] == 30.0
