@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ciarsim.sim import tcp
@@ -123,7 +124,8 @@ def test_the_srtt_rule_counts_jitter_and_the_delayed_ack_in_the_rto(monkeypatch)
     assert tcp.srtt_ms(40.0, 5.0) == 40.0  # the default: the path's RTT
     monkeypatch.setattr(tcp, "RTO_RTT", "srtt")
     assert tcp.srtt_ms(40.0, 5.0) == 40.0 + 10.0 + tcp.DELACK_MS
-    link = Link(ConstantCapacity(8.0), one_way_ms=20.0, jitter_ms=5.0, tcp="linux")
+    link = Link(ConstantCapacity(8.0), one_way_ms=20.0, jitter_ms=5.0, tcp="linux",
+                jitter_rng=np.random.default_rng(0))
     link.script = [([0], 0)]  # a one-packet message lost: it waits the RTO from the SRTT
     assert link.plan(0.0, 100).loss_ms > tcp.rto_ms(40.0 + 10.0 + tcp.DELACK_MS)
     assert tcp.Window(40.0, 0.0, tcp.srtt_ms(40.0, 5.0)).rto == tcp.rto_ms(90.0)
