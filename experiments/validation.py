@@ -55,18 +55,20 @@ TRACES = ("TMobile-LTE-short", "Verizon-LTE-short")
 IMPAIRED = {"jitter_ms": 5.0, "loss_rate": 0.01}
 CACHE = ROOT / ".cache" / "ciarsim" / "traces"
 # the link model before this validation (ciarsim's defaults until then); "after" = today's
-# defaults (every loss waits Linux's RTO); "after-rack" = today's with the candidate loss rule
-# (ciarsim.sim.tcp.RECOVERY = "rack": Linux's RACK-TLP)
-# "after-matched" = today's, replaying on impaired points the losses each emulated session saw,
-# message by message (``losses.csv``, ciarsim.emulate.losses) instead of drawing its own: the
-# model's timing given the same losses, free of the sampling noise of which messages lose
+# defaults (network.tcp: linux, every loss waits Linux's RTO); "after-rack-aimd" = with the two
+# kernel rules the loss-matched comparison pointed to (network.tcp_recovery: rack, Linux's
+# RACK-TLP; network.tcp_window: aimd, HyStart + congestion avoidance + the window cut in the round
+# a loss happens); "-matched": the simulator replays, on impaired points, the losses each emulated
+# session saw, message by message (``losses.csv``, ciarsim.emulate.losses) instead of drawing its
+# own: the model's timing under the same losses, free of the sampling noise of which messages
+# lose; "srtt": the RTO counted from the kernel's smoothed RTT (network.tcp_rto_rtt: srtt)
+RACK, AIMD, SRTT = "network.tcp_recovery=rack", "network.tcp_window=aimd", "network.tcp_rto_rtt=srtt"
 MODELS = {"before": ["network.packet_header_bytes=40", "network.tcp=none"], "after": [],
-          "after-rack": [], "after-rack-aimd": [], "after-rack-aimd-srtt": [], "after-matched": [],
-          "after-rack-matched": [], "after-rack-aimd-matched": [], "after-rack-aimd-srtt-matched": []}
+          "after-rack-aimd": [RACK, AIMD], "after-matched": [], "after-rack-matched": [RACK],
+          "after-rack-aimd-matched": [RACK, AIMD], "after-rack-aimd-srtt-matched": [RACK, AIMD, SRTT]}
 MATCHED = tuple(m for m in MODELS if m.endswith("-matched"))
 # the models of the headline table, in order (with those ``_derived`` adds)
-HEADLINE = ("before", "after-rack", "after-rack-aimd", "after-rack-aimd-srtt", "after",
-            "after-expected", "noise-floor")
+HEADLINE = ("before", "after-rack-aimd", "after", "after-expected", "noise-floor")
 MATCHED_ROWS = tuple(x for m in MATCHED for x in (m, f"{m}-net"))  # the same-losses table's
 # impaired points: the simulator's expectation pools replications EXPECT_FROM .. +EXPECT_REPS - 1
 # (draws disjoint from those of the emulated replications and of the noise floor's)
@@ -210,9 +212,8 @@ def _resimulate_point(work) -> tuple[list, list, list]:
                 if model in MATCHED else dict.fromkeys(emus)
             if None in scripts.values() and model in MATCHED and _impaired(key):
                 continue  # a session emulated before the relay logged its packets
-            with _loss_rule(model):
-                runs = {r: _sim(tr, psc, key, j.label, r, scripts[r], log=True) if model in MATCHED
-                        else (_sim(tr, psc, key, j.label, r), None) for r in emus}  # fmt: skip
+            runs = {r: _sim(tr, psc, key, j.label, r, scripts[r], log=True) if model in MATCHED
+                    else (_sim(tr, psc, key, j.label, r), None) for r in emus}  # fmt: skip
             for r, emu in emus.items():
                 e = emu[emu["policy"] == j.label]
                 res, logs = runs[r]
@@ -225,9 +226,8 @@ def _resimulate_point(work) -> tuple[list, list, list]:
                                  "host_excess_ms": excess[i] if excess is not None else np.nan})  # fmt: skip
             if model == "before" or model in MATCHED or not _impaired(key):
                 continue
-            with _loss_rule(model):
-                draws = np.array([_sim(tr, psc, key, j.label, EXPECT_FROM + r).images["latency_ms"]
-                                  for r in range(EXPECT_REPS)])  # fmt: skip
+            draws = np.array([_sim(tr, psc, key, j.label, EXPECT_FROM + r).images["latency_ms"]
+                              for r in range(EXPECT_REPS)])  # fmt: skip
             for r, emu in emus.items():  # where each emulated image falls among the draws
                 e = emu[emu["policy"] == j.label]["emu_latency_ms"].to_numpy()
                 for i, x in enumerate(e):
@@ -235,9 +235,8 @@ def _resimulate_point(work) -> tuple[list, list, list]:
                                      "policy": j.label, "replication": r, "image": i,
                                      "pit": _pit(draws[:, i], x)})  # fmt: skip
             if model == "after":
-                with _loss_rule(model):
-                    extra_rows.append({"model": model, "point": key, "policy": j.label,
-                                       **_expectation(tr, psc, key, j.label, sorted(emus), draws)})  # fmt: skip
+                extra_rows.append({"model": model, "point": key, "policy": j.label,
+                                   **_expectation(tr, psc, key, j.label, sorted(emus), draws)})  # fmt: skip
     return rows, extra_rows, pit_rows
 
 
@@ -258,7 +257,7 @@ def recovery(points, out: Path, reps_impaired: int) -> pd.DataFrame:
         return pd.DataFrame()
     df = pd.concat(parts, ignore_index=True)
     df["rto_rule_ms"] = [tcp.rto_ms(r) for r in df["rtt_ms"]]
-    df["srtt_rule_ms"] = [tcp.rto_ms(r + 2.0 * IMPAIRED["jitter_ms"] + tcp.DELACK_MS) for r in df["rtt_ms"]]
+    df["srtt_rule_ms"] = [tcp.rto_ms(tcp.srtt_ms(r, IMPAIRED["jitter_ms"], "srtt")) for r in df["rtt_ms"]]
     df["rack_rule_ms"] = [tcp.rack_resend_ms(0, 2 if k == "inner" else 1, 0.0, r)
                           for k, r in zip(df["kind"], df["rtt_ms"])]  # fmt: skip
     return df
@@ -406,27 +405,6 @@ def _scripts(out: Path, key: str, rep: int, label: str, net) -> tuple[list, list
     return tuple(loss_script(losses.assign(block=0), 0, way, count(way), payload) for way in DIRECTIONS)
 
 
-class _loss_rule:
-    """The candidate rules a model's name asks for: ``rack`` the loss recovery
-    (``tcp.RECOVERY = "rack"``), ``aimd`` the window growth (``tcp.GROWTH = "aimd"``), ``srtt``
-    the RTT the RTO counts (``tcp.RTO_RTT = "srtt"``)."""
-
-    def __init__(self, model: str):
-        parts = model.split("-")
-        self.rules = {"RECOVERY": "rack" if "rack" in parts else tcp.RECOVERY,
-                      "GROWTH": "aimd" if "aimd" in parts else tcp.GROWTH,
-                      "RTO_RTT": "srtt" if "srtt" in parts else tcp.RTO_RTT}  # fmt: skip
-
-    def __enter__(self) -> None:
-        self.saved = {k: getattr(tcp, k) for k in self.rules}
-        for k, v in self.rules.items():
-            setattr(tcp, k, v)
-
-    def __exit__(self, *exc) -> None:
-        for k, v in self.saved.items():
-            setattr(tcp, k, v)
-
-
 def summarise(per_point: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for model, m in per_point.groupby("model", sort=False):
@@ -506,7 +484,7 @@ def recovery_figure(rec: pd.DataFrame, out: Path) -> None:
                    label=f"{kind} segment lost ({len(d)})")  # fmt: skip
     r = np.array(sorted(first["rtt_ms"].unique()), dtype=float)
     ax.plot(r, [tcp.rto_ms(x) for x in r], "k-", lw=1.2, label="RTO rule: RTT + 200 ms")
-    ax.plot(r, [tcp.rto_ms(x + 2.0 * IMPAIRED["jitter_ms"] + tcp.DELACK_MS) for x in r], "k:", lw=1.4,
+    ax.plot(r, [tcp.rto_ms(tcp.srtt_ms(x, IMPAIRED["jitter_ms"], "srtt")) for x in r], "k:", lw=1.4,
             label="RTO from the kernel's SRTT: + 2 x mean jitter + 40 ms delayed ACK")
     ax.plot(r, (1 + tcp.RACK_REO_WND) * r, "k--", lw=1.2, label="RACK rule (inner): 1.25 RTT")
     ax.set(xscale="log", yscale="log", xlabel="path RTT (ms)",
@@ -658,9 +636,10 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
     lines += ["", "Targets: median <= 5%, p95 <= 10%. `before`: the link model before this validation "
               "(40-byte headers, no TCP window, a fixed 200 ms per loss); `after`: today's default "
               "(`network.tcp: linux`, every loss waits the RTO); `after-rack`: with Linux's RACK-TLP "
-              "loss recovery (`ciarsim.sim.tcp.RECOVERY = \"rack\"`); `after-rack-aimd`: and the "
-              "window rule `tcp.GROWTH = \"aimd\"` (HyStart, congestion avoidance, a loss cutting "
-              "the window in the round it happens). `-matched`: the simulator replays the losses "
+              "loss recovery (`network.tcp_recovery: rack`); `after-rack-aimd`: and the window "
+              "rule `network.tcp_window: aimd` (HyStart, congestion avoidance, a loss cutting the "
+              "window in the round it happens); `srtt`: the RTO counted from the kernel's smoothed "
+              "RTT (`network.tcp_rto_rtt: srtt`). `-matched`: the simulator replays the losses "
               "the emulated session saw, message by message, instead of drawing its own (no "
               "sampling noise from which messages lose); `-net`: against the emulated latency less "
               "the testbed hosts' turnaround excess (policies with one exchange in flight). "

@@ -160,7 +160,14 @@ class NetworkConfig(Frozen):
     ``tcp``: ``linux`` (default) adds what kernel TCP does (``ciarsim.sim.tcp``, validated in
     docs/validation.md): the congestion window (initial 10 packets, slow start, restart after an
     idle RTO) and loss recovery timed from the RTT (Linux's RTO = RTT + 200 ms) instead of
-    ``rto_ms``; ``none`` is the plain model.
+    ``rto_ms``; ``none`` is the plain model. Under ``linux``, three rules have a second option,
+    each a documented kernel mechanism measured against the kernel in docs/validation.md:
+    ``tcp_recovery`` ``rto`` (every loss waits the RTO) or ``rack`` (Linux's RACK-TLP: a loss with
+    a later packet behind it is repaired after 1.25 RTT); ``tcp_window`` ``slow-start`` (a
+    message's rounds double the window) or ``aimd`` (HyStart ends slow start near the pipe,
+    congestion avoidance adds a packet per round trip, a loss cuts the window in the round it
+    happens); ``tcp_rto_rtt`` ``path`` (the RTO counts the path's RTT) or ``srtt`` (the kernel's
+    smoothed RTT: plus both directions' mean jitter and the 40 ms delayed-ACK timer).
     ``packet_header_bytes`` defaults to 52: IPv4 (20) + TCP (20) + the timestamp option (12) that
     Linux sends on every segment.
 
@@ -190,6 +197,9 @@ class NetworkConfig(Frozen):
     mtu_bytes: Annotated[int, Field(ge=64, le=65_535)] = 1500
     packet_header_bytes: Annotated[int, Field(ge=0, le=1024)] = 52
     tcp: Literal["none", "linux"] = "linux"
+    tcp_recovery: Literal["rto", "rack"] = "rto"
+    tcp_window: Literal["slow-start", "aimd"] = "slow-start"
+    tcp_rto_rtt: Literal["path", "srtt"] = "path"
     message_header_bytes: Annotated[int, Field(ge=0, le=1_000_000)] = 64
     radio: Literal["auto", "lte", "nr", "wifi", "umts", "none"] = "auto"
 

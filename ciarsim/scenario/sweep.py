@@ -39,6 +39,9 @@ KEY_EXCLUDES = frozenset({"name", "description", "output_dir", "replications"})
 """Left out of a point's key: presentation (name, description, output_dir) and ``replications``,
 which says how many runs of the point to make, not what one run is (runs are keyed by point key
 and replication index, so raising ``replications`` reuses the finished ones)."""
+KEY_SILENT_DEFAULTS = {"tcp_recovery": "rto", "tcp_window": "slow-start", "tcp_rto_rtt": "path"}
+"""Network fields added after keys were pinned, left out of a key while at their default (which
+is what a scenario without them always meant), so that existing results keep their keys."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,27 @@ def scenario_key(scenario: Scenario) -> str:
     """16 hex digits of SHA-256 over the canonical JSON of ``scenario`` minus ``KEY_EXCLUDES``."""
     exclude = set(KEY_EXCLUDES) | (set() if scenario.population else {"population"})
     data = scenario.model_dump(mode="json", exclude=exclude)  # no population: keys as before
+    _drop_silent_defaults(data)
     blob = json.dumps(
         {"key_version": KEY_VERSION, "scenario": data},
         sort_keys=True, separators=(",", ":"), ensure_ascii=False,  # tau: .inf -> Infinity
     )  # fmt: skip
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _drop_silent_defaults(node) -> None:
+    """Remove ``KEY_SILENT_DEFAULTS`` at their defaults from every network section in ``node``
+    (the scenario's and its population groups')."""
+    if isinstance(node, dict):
+        if "tcp" in node:
+            for k, v in KEY_SILENT_DEFAULTS.items():
+                if node.get(k) == v:
+                    del node[k]
+        for v in node.values():
+            _drop_silent_defaults(v)
+    elif isinstance(node, list):
+        for v in node:
+            _drop_silent_defaults(v)
 
 
 def replication_seed(seed: int, replication: int) -> int:

@@ -131,6 +131,9 @@ class Link:
         jitter_rng: np.random.Generator | None = None,
         loss_rng: np.random.Generator | None = None,
         tcp: str = "none",
+        tcp_recovery: str = "rto",
+        tcp_window: str = "slow-start",
+        tcp_rto_rtt: str = "path",
     ):
         self.capacity = capacity
         self.one_way_ms, self.loss_rate, self.rto_ms = one_way_ms, loss_rate, rto_ms
@@ -144,10 +147,11 @@ class Link:
         self.tcp = tcp == "linux" and capacity is not None
         self._packet_ms = 8.0 * (mtu_bytes + self._frame - header_bytes) / _mean_bits_per_ms(capacity) \
             if self.tcp else 0.0
-        self._srtt = tcp_model.srtt_ms(2.0 * one_way_ms, self.jitter.mean)  # what the RTO counts
-        self.window = tcp_model.Window(2.0 * one_way_ms, self._packet_ms, self._srtt)
+        self.rack, self.aimd = tcp_recovery == "rack", tcp_window == "aimd"
+        self._srtt = tcp_model.srtt_ms(2.0 * one_way_ms, self.jitter.mean, tcp_rto_rtt)  # what the RTO counts
+        self.window = tcp_model.Window(2.0 * one_way_ms, self._packet_ms, self._srtt, tcp_window)
         self._offsets: list[float] = []
-        self._positions: np.random.Generator | None = None  # loss positions (tcp.RECOVERY "rack")
+        self._positions: np.random.Generator | None = None  # loss positions (rack, aimd)
         # per message in send order, (positions of its lost first transmissions, lost resends),
         # replacing the drawn losses (None: draw); set by a validation that replays an emulated
         # session's losses (ciarsim.emulate.losses.loss_script)
@@ -162,7 +166,8 @@ class Link:
             capacity, one_way_ms=net.one_way_ms, jitter_ms=net.jitter_ms,
             jitter_dist=net.jitter_dist, loss_rate=net.loss_rate, rto_ms=net.rto_ms,
             mtu_bytes=net.mtu_bytes, header_bytes=net.packet_header_bytes,
-            jitter_rng=jitter_rng, loss_rng=loss_rng, tcp=net.tcp,
+            jitter_rng=jitter_rng, loss_rng=loss_rng, tcp=net.tcp, tcp_recovery=net.tcp_recovery,
+            tcp_window=net.tcp_window, tcp_rto_rtt=net.tcp_rto_rtt,
         )  # fmt: skip
 
     @property
@@ -183,7 +188,7 @@ class Link:
         else:
             rounds = self._loss_rounds(n) if self.loss_rate else []
             lost, resent = sum(rounds), sum(rounds[1:])
-        positions = self.tcp and lost and (tcp_model.RECOVERY == "rack" or tcp_model.GROWTH == "aimd")
+        positions = self.tcp and lost and (self.rack or self.aimd)
         if positions and lost_at is None:
             lost_at = self._draw_positions(n, rounds[0]) if rounds else []
         after = None  # the window "aimd" leaves
@@ -191,7 +196,7 @@ class Link:
             rtt = 2.0 * self.one_way_ms
             start, cwnd = self.window.start(start, n)
             ser_end = self._send(start, start, 8.0 * (nbytes + n * self._frame))
-            if tcp_model.GROWTH == "aimd" and (n > cwnd or lost_at):
+            if self.aimd and (n > cwnd or lost_at):
                 dur, w, ss = tcp_model.aimd_rounds(n, cwnd, self.window.ssthresh, self._packet_ms,
                                                    rtt, lost_at or ())  # fmt: skip
                 after = (w, ss)
@@ -204,7 +209,7 @@ class Link:
         end = ser_end
         if lost:
             resend_bits = 8.0 * (min(nbytes, self.mtu - self.header) + self._frame)
-            if self.tcp and tcp_model.RECOVERY == "rack":
+            if self.tcp and self.rack:
                 end, fast = self._rack(lost_at, resent, n, start, ser_end, rtt, resend_bits)
             else:
                 wait = tcp_model.loss_wait_ms(n, self._srtt) if self.tcp else self.rto_ms
@@ -272,7 +277,7 @@ class Link:
 
     def _rack(self, lost_at: list[int], resent: int, n: int, start: float, ser_end: float,
               rtt: float, bits: float) -> tuple[float, bool]:  # fmt: skip
-        """The candidate recovery (``tcp.RECOVERY = "rack"``): the first transmissions lost at
+        """``tcp_recovery: rack`` (Linux's RACK-TLP): the first transmissions lost at
         packet positions ``lost_at`` (packet i left when its serialisation ended), each resent at
         ``tcp.rack_resend_ms``; each of the ``resent`` lost resends waits the RTO. Returns the end
         of the last resend and whether fast recovery repaired every loss (no RTO fired)."""

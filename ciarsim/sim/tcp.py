@@ -13,10 +13,15 @@ relay (docs/validation.md), each with Linux's constants:
   initial window (Linux ``tcp_cwnd_restart``; ``restart_cwnd``).
 - **loss recovery from the measured RTT**: Linux's RTO is SRTT plus a variance term that is never
   below ``RTO_MIN_MS`` = 200 ms (``TCP_RTO_MIN``), so a lost packet is resent ``rtt + 200`` ms
-  after it was sent (``loss_wait_ms``). The candidate alternative, Linux's RACK-TLP
-  (``RECOVERY = "rack"``, ``rack_resend_ms``: a loss with a later packet behind it is repaired
-  by fast recovery after ``1.25 rtt``), is evaluated against the emulated grid in
-  docs/validation.md.
+  after it was sent (``loss_wait_ms``).
+
+Three rules have a second option, chosen per scenario (``network.tcp_recovery``,
+``network.tcp_window``, ``network.tcp_rto_rtt``) and measured against the kernel in
+docs/validation.md: RACK-TLP loss recovery (``rack_resend_ms``: a loss with a later packet behind
+it is repaired after ``1.25 rtt``, the window falling to ``ssthresh``), the AIMD window with
+HyStart (``aimd_rounds``, ``hystart_window``, ``grow``: slow start ends near the pipe,
+congestion avoidance adds a packet per round trip, a loss cuts the window in the round it
+happens) and the RTO counted from the kernel's smoothed RTT (``srtt_ms``).
 
 Units: ms, packets.
 """
@@ -34,18 +39,15 @@ def rto_ms(rtt_ms: float) -> float:
     return rtt_ms + RTO_MIN_MS
 
 
-# What the RTO counts as the RTT: "rtt" (the default: the path's) or "srtt" (the candidate: the
-# kernel's smoothed RTT, which also holds the mean jitter of both directions and the receiver's
-# ACK delay, at most Linux's delayed-ACK timer TCP_DELACK_MIN: ``srtt_ms``). A module switch
-# evaluated by experiments/validation.py, like RECOVERY and GROWTH.
-RTO_RTT = "rtt"
-DELACK_MS = 40.0  # Linux TCP_DELACK_MIN (HZ / 25)
+DELACK_MS = 40.0  # Linux TCP_DELACK_MIN (HZ / 25): the longest a receiver holds an ACK back
 
 
-def srtt_ms(rtt_ms: float, jitter_ms: float) -> float:
-    """The RTT the retransmission timer is computed from on a path of round-trip time
-    ``rtt_ms`` and mean one-way jitter ``jitter_ms`` (``RTO_RTT``)."""
-    return rtt_ms + 2.0 * jitter_ms + DELACK_MS if RTO_RTT == "srtt" else rtt_ms
+def srtt_ms(rtt_ms: float, jitter_ms: float, rule: str = "path") -> float:
+    """The RTT the retransmission timer counts on a path of round-trip time ``rtt_ms`` and mean
+    one-way jitter ``jitter_ms``: ``path`` (the default) the path's RTT; ``srtt`` the kernel's
+    smoothed RTT, which also holds the mean jitter of both directions and the receiver's ACK
+    delay, at most the delayed-ACK timer (``DELACK_MS``)."""
+    return rtt_ms + 2.0 * jitter_ms + DELACK_MS if rule == "srtt" else rtt_ms
 
 
 def restart_cwnd(cwnd: int, idle_ms: float, rtt_ms: float) -> int:
@@ -82,7 +84,7 @@ def window_ms(packets: int, cwnd: int, packet_ms: float, rtt_ms: float) -> float
 
 def aimd_rounds(packets: int, cwnd: float, ssthresh: float, packet_ms: float, rtt_ms: float,
                 lost_at=()) -> tuple[float, float, float]:  # fmt: skip
-    """The candidate window rule (``GROWTH = "aimd"``) over one message: ``(time from its first
+    """``tcp_window: aimd`` over one message: ``(time from its first
     to its last packet leaving, window after, ssthresh after)``. Rounds of ``w`` packets, each
     lasting a round trip (``packet_ms + rtt_ms``, the ACK clock) or, once a round's
     serialisation reaches the RTT (the pipe is full, as in ``window_ms``), its serialisation; after a round the window doubles below ``ssthresh`` (slow start,
@@ -115,22 +117,12 @@ def loss_wait_ms(packets: int, rtt_ms: float) -> float:
     return rto_ms(rtt_ms)
 
 
-# Window growth rule: "slow-start" (the default: every round of a message doubles the window,
-# each acknowledged packet adds one below ``ssthresh`` and 1 / cwnd above it, and a loss cuts the
-# window once the message has gone) or "aimd" (the candidate: slow start only up to
-# ``ssthresh``, then congestion avoidance, one packet per round trip (``grow``); a loss cuts the
-# window in the round it happens (``aimd_rounds``); a restart after idle keeps ``ssthresh`` at
-# least 3/4 of the window, Linux ``tcp_cwnd_restart`` / ``tcp_current_ssthresh``). Like
-# RECOVERY, a module switch evaluated by experiments/validation.py.
-GROWTH = "slow-start"
-
-
 HYSTART_LOW_WINDOW = 16  # packets: HyStart acts from this window on (Linux hystart_low_window)
 HYSTART_DELAY_MS = (4.0, 16.0)  # its delay threshold: min RTT / 8 within these bounds (Linux)
 
 
 def hystart_window(rtt_ms: float, packet_ms: float) -> float:
-    """Where CUBIC's HyStart ends slow start on an otherwise empty path (``GROWTH = "aimd"``):
+    """Where CUBIC's HyStart ends slow start on an otherwise empty path (``tcp_window: aimd``):
     when a round's RTT has grown by its delay threshold (``min RTT / 8``, 4 to 16 ms), i.e. the
     window fills the pipe (``rtt / packet_ms`` packets) plus that much queue; never below
     ``HYSTART_LOW_WINDOW``. Linux net/ipv4/tcp_cubic.c, ``hystart_update``."""
@@ -139,7 +131,7 @@ def hystart_window(rtt_ms: float, packet_ms: float) -> float:
 
 
 def grow(cwnd: float, packets: int, ssthresh: float) -> float:
-    """The window after ``packets`` more packets are acknowledged (``GROWTH = "aimd"``): one
+    """The window after ``packets`` more packets are acknowledged (``tcp_window: aimd``): one
     packet per packet while below ``ssthresh`` (slow start), then one per window (congestion
     avoidance: dw/dp = 1/w, so w^2 grows by 2 per packet)."""
     ss = min(packets, max(ssthresh - cwnd, 0.0))
@@ -148,16 +140,12 @@ def grow(cwnd: float, packets: int, ssthresh: float) -> float:
     return math.sqrt(cwnd * cwnd + 2.0 * rest) if rest > 0 else cwnd
 
 
-# Loss recovery rule: "rto" (every loss waits the RTO; the default) or "rack" (the candidate
-# below). A module switch, not a scenario field: the candidate is evaluated by
-# experiments/validation.py and becomes the default only if the validation's fit half says so.
-RECOVERY = "rto"
 RACK_REO_WND = 0.25  # RACK's reordering window, min_rtt / 4 (RFC 8985 section 6.2; Linux)
 
 
 def rack_resend_ms(position: int, packets: int, sent_ms: float, rtt_ms: float,
                    srtt: float | None = None) -> float:  # fmt: skip
-    """The candidate rule (``RECOVERY = "rack"``, Linux's RACK-TLP, RFC 8985): when the first
+    """``tcp_recovery: rack`` (Linux's RACK-TLP, RFC 8985): when the first
     transmission of packet ``position`` of a ``packets``-packet message, sent at ``sent_ms``, is
     resent. A packet with a later one behind it is marked lost when that one's selective
     acknowledgement arrives and the reordering window has passed: ``rtt + rtt / 4`` after it
@@ -181,14 +169,16 @@ class Window:
     and ``ssthresh = 0.7 cwnd`` (CUBIC's beta; BBR, the validation kernel's default, keeps slow
     start instead)."""
 
-    def __init__(self, rtt_ms: float, packet_ms: float = 0.0, srtt: float | None = None):
-        """``packet_ms``: a full packet's serialisation at the path's rate (``GROWTH = "aimd"``
-        ends the first slow start where CUBIC's HyStart would, ``hystart_window``); ``srtt``:
-        the RTT the RTO counts (``srtt_ms``; default ``rtt_ms``)."""
+    def __init__(self, rtt_ms: float, packet_ms: float = 0.0, srtt: float | None = None,
+                 rule: str = "slow-start"):  # fmt: skip
+        """``rule``: ``slow-start`` or ``aimd`` (``network.tcp_window``; with ``aimd`` and
+        ``packet_ms``, a full packet's serialisation at the path's rate, the first slow start
+        ends where CUBIC's HyStart would, ``hystart_window``); ``srtt``: the RTT the RTO counts
+        (``srtt_ms``; default ``rtt_ms``)."""
         self.srtt = rtt_ms if srtt is None else srtt
-        self.rtt, self.rto = rtt_ms, rto_ms(self.srtt)
+        self.rtt, self.rto, self.aimd = rtt_ms, rto_ms(self.srtt), rule == "aimd"
         self.cwnd, self.ssthresh = float(INITIAL_WINDOW), float("inf")
-        if GROWTH == "aimd" and packet_ms > 0.0:
+        if self.aimd and packet_ms > 0.0:
             self.ssthresh = hystart_window(rtt_ms, packet_ms)
         self.flight: list[tuple[float, int, bool]] = []  # (ack ms, packets, window-limited)
         self.last_end = 0.0
@@ -201,7 +191,7 @@ class Window:
             if ack > upto_ms:
                 break
             done += 1
-            if limited and GROWTH == "aimd":
+            if limited and self.aimd:
                 self.cwnd = grow(self.cwnd, pk, self.ssthresh)
             elif limited:
                 self.cwnd += pk if self.cwnd < self.ssthresh else pk / self.cwnd
@@ -216,7 +206,7 @@ class Window:
             self._ack(start_ms)
         if not self.flight:  # nothing unacknowledged (a chain's usual case): the whole window is free
             idle_ms = start_ms - self.last_end
-            if idle_ms > self.rto and GROWTH == "aimd":
+            if idle_ms > self.rto and self.aimd:
                 self.ssthresh = max(self.ssthresh, 0.75 * self.cwnd)
             self.cwnd = float(restart_cwnd(int(self.cwnd), idle_ms, self.srtt) if idle_ms > self.rto
                               else int(self.cwnd))

@@ -67,6 +67,12 @@ def test_keys_are_pinned():
 PINNED_BASE_KEY = "b10fd21fe545e7be"  # network.tcp added, packet_header_bytes default 52
 
 
+def test_later_network_fields_change_the_key_only_off_their_defaults():
+    base = expand(parse_scenario(BASE))[0].key
+    assert keys(BASE.replace("downlink_mbps: 10", "downlink_mbps: 10, tcp_window: slow-start"))[0] == base
+    assert keys(BASE.replace("downlink_mbps: 10", "downlink_mbps: 10, tcp_window: aimd"))[0] != base
+
+
 def test_keys_ignore_presentation_and_replications():
     other = GRID.replace("name: s", "name: t").replace("first", "second")
     other += "output_dir: elsewhere\nreplications: 5\n"

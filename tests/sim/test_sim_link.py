@@ -70,13 +70,11 @@ def test_a_scripted_link_loses_exactly_the_scripted_transmissions():
     assert recs[0].arrival_ms - 0.0 == pytest.approx(recs[2].arrival_ms - 2000.0)
 
 
-def test_scripted_positions_decide_rack_recovery(monkeypatch):
+def test_scripted_positions_decide_rack_recovery():
     from ciarsim.sim import tcp
 
-    monkeypatch.setattr(tcp, "RECOVERY", "rack")
-
     def loss_ms(position: int) -> float:
-        link = Link(ConstantCapacity(8.0), one_way_ms=30.0, tcp="linux")
+        link = Link(ConstantCapacity(8.0), one_way_ms=30.0, tcp="linux", tcp_recovery="rack")
         link.script = [([position], 0)]
         return link.plan(0.0, 4 * 1448).loss_ms
 

@@ -60,22 +60,19 @@ def test_fast_recovery_keeps_the_window_at_ssthresh():
     assert (w.cwnd, w.ssthresh) == (7.0, 7.0)
 
 
-def _lossy(loss_rate: float) -> Link:
-    import numpy as np
-
+def _lossy(loss_rate: float, **rules) -> Link:
     return Link(ConstantCapacity(10.0), one_way_ms=20.0, loss_rate=loss_rate, header_bytes=52,
-                loss_rng=np.random.default_rng(3), tcp="linux")  # fmt: skip
+                loss_rng=np.random.default_rng(3), tcp="linux", **rules)  # fmt: skip
 
 
-def test_rack_candidate_draws_the_same_losses_and_repairs_multi_packet_ones_sooner(monkeypatch):
+def test_rack_recovery_draws_the_same_losses_and_repairs_multi_packet_ones_sooner():
     sizes = [66, 30_000, 66, 12_000, 66, 50_000] * 40
 
-    def replay() -> list:
-        link = _lossy(0.05)
+    def replay(recovery: str = "rack") -> list:
+        link = _lossy(0.05, tcp_recovery=recovery)
         return [link.plan(1000.0 * i, b) for i, b in enumerate(sizes)]
 
-    rto = replay()
-    monkeypatch.setattr(tcp, "RECOVERY", "rack")
+    rto = replay("rto")
     rack = replay()
     assert [r.lost for r in rack] == [r.lost for r in rto]  # the same loss draws
     single = [(a.loss_ms, b.loss_ms) for a, b in zip(rto, rack) if a.lost and a.packets == 1]
@@ -111,21 +108,19 @@ def test_congestion_avoidance_adds_one_packet_per_window():
     assert 38.0 < w < 41.0
 
 
-def test_hystart_ends_slow_start_near_the_pipe(monkeypatch):
+def test_hystart_ends_slow_start_near_the_pipe():
     assert tcp.hystart_window(40.0, 2.4) == pytest.approx((40.0 + 5.0) / 2.4)
     assert tcp.hystart_window(150.0, 0.6) == pytest.approx((150.0 + 16.0) / 0.6)  # 16 ms cap
     assert tcp.hystart_window(40.0, 12.0) == tcp.HYSTART_LOW_WINDOW
     assert tcp.Window(40.0, 2.4).ssthresh == float("inf")  # the default rule: no HyStart
-    monkeypatch.setattr(tcp, "GROWTH", "aimd")
-    assert tcp.Window(40.0, 2.4).ssthresh == pytest.approx(tcp.hystart_window(40.0, 2.4))
+    assert tcp.Window(40.0, 2.4, rule="aimd").ssthresh == pytest.approx(tcp.hystart_window(40.0, 2.4))
 
 
-def test_the_srtt_rule_counts_jitter_and_the_delayed_ack_in_the_rto(monkeypatch):
+def test_the_srtt_rule_counts_jitter_and_the_delayed_ack_in_the_rto():
     assert tcp.srtt_ms(40.0, 5.0) == 40.0  # the default: the path's RTT
-    monkeypatch.setattr(tcp, "RTO_RTT", "srtt")
-    assert tcp.srtt_ms(40.0, 5.0) == 40.0 + 10.0 + tcp.DELACK_MS
+    assert tcp.srtt_ms(40.0, 5.0, "srtt") == 40.0 + 10.0 + tcp.DELACK_MS
     link = Link(ConstantCapacity(8.0), one_way_ms=20.0, jitter_ms=5.0, tcp="linux",
-                jitter_rng=np.random.default_rng(0))
+                tcp_rto_rtt="srtt", jitter_rng=np.random.default_rng(0))
     link.script = [([0], 0)]  # a one-packet message lost: it waits the RTO from the SRTT
     assert link.plan(0.0, 100).loss_ms > tcp.rto_ms(40.0 + 10.0 + tcp.DELACK_MS)
-    assert tcp.Window(40.0, 0.0, tcp.srtt_ms(40.0, 5.0)).rto == tcp.rto_ms(90.0)
+    assert tcp.Window(40.0, 0.0, tcp.srtt_ms(40.0, 5.0, "srtt")).rto == tcp.rto_ms(90.0)
