@@ -23,7 +23,12 @@ the window is sent in slow-start rounds a round trip apart (serialisation ends n
 ``window_ms`` after it starts, at the capacity's mean rate), the window restarts after an idle
 RTO, grows as messages are acknowledged and collapses after a loss; a loss waits
 ``loss_wait_ms`` (Linux's RTO from the RTT) instead of ``rto_ms``; and jitter is drawn per packet
-(FIFO: the message arrives with its latest packet) rather than once per message.
+(FIFO: the message arrives with its latest packet) rather than once per message. The options
+``tcp_recovery="rack"`` (Linux's RACK-TLP: a loss with a later packet behind it is resent 1.25 RTT
+after it left), ``tcp_window="aimd"`` (HyStart, congestion avoidance, the window cut in the round
+a loss happens: ``tcp.aimd_rounds``) and ``tcp_rto_rtt="srtt"`` (the RTO from the kernel's
+smoothed RTT) change those rules (``ciarsim.sim.tcp``). For validation, ``script`` replays an
+emulated session's losses instead of drawing them and ``log`` keeps every message's record.
 
 ``ideal`` links take no time at all: no serialisation, delay, jitter or loss (the paper's
 compute-only accounting). Units: ms, bytes.
