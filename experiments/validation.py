@@ -218,6 +218,9 @@ def _resimulate_point(work) -> tuple[list, list, list]:
                 e = emu[emu["policy"] == j.label]
                 res, logs = runs[r]
                 excess = _host_excess(out, key, r, j.label, res.images, logs) if logs else None
+                if excess is not None:  # less the testbed overhead the relay's delays already absorb
+                    half_rtt = e["testbed_rtt_ms"].to_numpy() / 2.0
+                    excess = [x - n * h for x, n, h in zip(*excess, half_rtt)]
                 for i, ((_, er), sim) in enumerate(zip(e.iterrows(), res.images["latency_ms"])):
                     rows.append({"model": model, "point": key, "half": "fit" if half == 0 else "holdout",
                                  "policy": j.label, "replication": r, "image": er["image"],
@@ -359,13 +362,15 @@ def _messages(out: Path, key: str, rep: int) -> pd.DataFrame | None:
 
 
 def _host_excess(out: Path, key: str, rep: int, label: str, images: pd.DataFrame,
-                 logs: tuple[list, list]) -> list[float] | None:  # fmt: skip
+                 logs: tuple[list, list]) -> tuple[list[float], list[float]] | None:  # fmt: skip
     """Per image: how much longer the emulator's hosts took to turn messages around than the
-    simulator's compute (ms): at the cloud, from a request's delivery to its answer's first
-    segment; at the device, from an answer's delivery to the image's next request; summed over
-    the image's exchanges, both measured at the relay. Only for policies with one exchange in
-    flight at a time (request k answered before request k + 1 leaves); None otherwise or when
-    the session kept no packet log."""
+    simulator's compute (ms), and the number of turnarounds: at the cloud, from a request's
+    delivery to its answer's first segment; at the device, from an answer's delivery to the
+    image's next request; summed over the image's exchanges, both measured at the relay. Only
+    for policies with one exchange in flight at a time (request k answered before request k + 1
+    leaves); None otherwise or when the session kept no packet log. Each turnaround includes one
+    host's receive and send path, which the calibration already took off the relay's delays
+    (half the testbed RTT per direction): the caller subtracts that."""
     msgs = _messages(out, key, rep)
     up_s, down_s = logs
     if msgs is None or len(up_s) != len(down_s) or not up_s:
@@ -389,7 +394,10 @@ def _host_excess(out: Path, key: str, rep: int, label: str, images: pd.DataFrame
     per = np.zeros(len(images))
     np.add.at(per, image, srv)
     np.add.at(per, image[1:], dev)
-    return per.tolist()
+    turns = np.zeros(len(images))
+    np.add.at(turns, image, 1.0)
+    np.add.at(turns, image[1:], (image[1:] == image[:-1]).astype(float))
+    return per.tolist(), turns.tolist()
 
 
 def _scripts(out: Path, key: str, rep: int, label: str, net) -> tuple[list, list] | None:
@@ -558,9 +566,9 @@ def analyse(points, out: Path, reps_impaired: int, jobs: int = 1) -> None:
 
 def _net_of_host(per_image: pd.DataFrame) -> pd.DataFrame:
     """``<model>-net`` rows for the matched models: each emulated image's latency less its
-    hosts' turnaround excess over the simulated compute (``_host_excess``; policies with one
-    exchange in flight at a time): the comparison of the network and TCP model alone, with the
-    testbed's process wake-ups and kernel paths at the two ends taken out."""
+    hosts' turnaround excess over the simulated compute beyond the calibrated testbed overhead
+    (``_host_excess``; policies with one exchange in flight at a time): the comparison of the
+    network and TCP model alone, with the testbed's process wake-ups at the two ends taken out."""
     d = per_image[per_image["model"].isin(MATCHED) & per_image["host_excess_ms"].notna()]
     return d.assign(model=d["model"] + "-net", emu_latency_ms=d["emu_latency_ms"] - d["host_excess_ms"])
 
