@@ -451,9 +451,11 @@ def figures(pp: pd.DataFrame, out: Path) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(12, 4.5))
-    for model, mk in (("before", "x"), ("after", "o")):
-        d = pp[pp["model"] == model].reset_index(drop=True)
-        ax.scatter(np.arange(len(d)), 100 * d["rel_error_median"], s=10, marker=mk, label=model,
+    order = pp[pp["model"] == "after"][["point", "policy"]].reset_index(drop=True)
+    for model, mk, label in (("before", "x", "before"), ("after", "o", "after (today's default)"),
+                             ("after-rack-aimd-matched", "^", "after-rack-aimd, the emulated losses")):
+        d = order.merge(pp[pp["model"] == model], on=["point", "policy"], how="left")
+        ax.scatter(np.arange(len(d)), 100 * d["rel_error_median"], s=10, marker=mk, label=label,
                    alpha=0.7)  # fmt: skip
     ax.axhspan(-5, 5, color="green", alpha=0.1, label="±5% target")
     d = pp[pp["model"] == "after"].reset_index(drop=True)
