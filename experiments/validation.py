@@ -470,7 +470,7 @@ def figures(pp: pd.DataFrame, out: Path) -> None:
            ylabel="relative error of the median (%)\n(sim - emu) / emu",
            title="Simulator error against the emulator, per point")  # fmt: skip
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(out / "error_by_point.png", dpi=130)
     plt.close(fig)
