@@ -67,9 +67,12 @@ MODELS = {"before": ["network.packet_header_bytes=40", "network.tcp=none"], "aft
           "after-rack-aimd": [RACK, AIMD], "after-matched": [], "after-rack-matched": [RACK],
           "after-rack-aimd-matched": [RACK, AIMD], "after-rack-aimd-srtt-matched": [RACK, AIMD, SRTT]}
 MATCHED = tuple(m for m in MODELS if m.endswith("-matched"))
+# "matched-noise-floor": FLOOR_OF's simulator against itself with the same losses and other jitter
+# draws: what a perfect model would score against the emulator under matched losses
+FLOOR_OF = "after-rack-aimd-matched"
 # the models of the headline table, in order (with those ``_derived`` adds)
 HEADLINE = ("before", "after-rack-aimd", "after", "after-expected", "noise-floor")
-MATCHED_ROWS = tuple(x for m in MATCHED for x in (m, f"{m}-net"))  # the same-losses table's
+MATCHED_ROWS = (*(x for m in MATCHED for x in (m, f"{m}-net")), "matched-noise-floor")
 # impaired points: the simulator's expectation pools replications EXPECT_FROM .. +EXPECT_REPS - 1
 # (draws disjoint from those of the emulated replications and of the noise floor's)
 EXPECT_FROM, EXPECT_REPS = 100, 20
@@ -214,6 +217,15 @@ def _resimulate_point(work) -> tuple[list, list, list]:
                 continue  # a session emulated before the relay logged its packets
             runs = {r: _sim(tr, psc, key, j.label, r, scripts[r], log=True) if model in MATCHED
                     else (_sim(tr, psc, key, j.label, r), None) for r in emus}  # fmt: skip
+            if model == FLOOR_OF and _impaired(key):  # the same losses, other jitter draws
+                for r, emu in emus.items():
+                    a = runs[r][0].images["latency_ms"]
+                    b = _sim(tr, psc, key, j.label, r, scripts[r], jitter_seed=NOISE_FROM + r)[0].images["latency_ms"]
+                    e = emu[emu["policy"] == j.label]
+                    rows += [{"model": "matched-noise-floor", "point": key, "half": "fit" if half == 0 else "holdout",
+                              "policy": j.label, "replication": r, "image": img, "sim_latency_ms": y,
+                              "emu_latency_ms": x, "testbed_rtt_ms": t, "host_excess_ms": np.nan}
+                             for img, x, y, t in zip(e["image"], a, b, e["testbed_rtt_ms"])]  # fmt: skip
             for r, emu in emus.items():
                 e = emu[emu["policy"] == j.label]
                 res, logs = runs[r]
@@ -322,13 +334,16 @@ def _expectation(tr, sc, key: str, label: str, reps: list[int], draws: np.ndarra
     return {"sim_expected_median_ms": float(expect), "noise_rel_error_median": float((a - b) / b)}
 
 
-def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None, log: bool = False):
+def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None, log: bool = False,
+         jitter_seed: int | None = None):  # fmt: skip
     """The simulator's replication ``rep`` of point ``key``, seeded as ``emulate_scenario``
     seeded the emulated one (``draw_seed``: every point its own draws, every model the same);
     ``scripts``: (uplink, downlink) lost transmissions per message to replay instead of drawing
-    losses (``Link.script``). With ``log``: ``(records, (uplink, downlink) message records)``."""
+    losses (``Link.script``); ``jitter_seed``: phone 0's jitter drawn from another seed (all
+    else as seeded). With ``scripts``, ``log`` or ``jitter_seed``: ``(records, (uplink, downlink)
+    message records)``."""
     seed = draw_seed(sc.seed, f"{key}/0", rep)
-    if scripts is None and not log:
+    if scripts is None and not log and jitter_seed is None:
         return simulate(tr, workload=sc.workload, models=sc.models, network=sc.network, seed=seed,
                         replication=rep, policy=label, record_segments=False)  # fmt: skip
     links = []
@@ -340,6 +355,9 @@ def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None, l
         if scripts is not None:
             phone.uplink.script, phone.downlink.script = scripts
         phone.uplink.log, phone.downlink.log = [], []
+        if jitter_seed is not None:
+            phone.uplink.jitter.rng = np.random.default_rng([jitter_seed, 1])
+            phone.downlink.jitter.rng = np.random.default_rng([jitter_seed, 2])
         links[:] = [phone.uplink, phone.downlink]
         return w
 
@@ -694,7 +712,7 @@ def page(pp: pd.DataFrame, summary: pd.DataFrame, out: Path) -> str:
 def _matched_lines(pp: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     """Impaired points under the emulated losses: each model's error with the losses matched
     and net of the hosts' turnaround, and the hosts' excess per exchange."""
-    imp = pp[pp["point"].str.endswith("impaired") & pp["model"].str.contains("matched")]
+    imp = pp[pp["point"].str.endswith("impaired") & pp["model"].isin(MATCHED_ROWS)]
     if imp.empty:
         return []
     lines = ["## Impaired points under the same losses", "",
