@@ -369,9 +369,12 @@ def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None, l
 
 
 def _messages(out: Path, key: str, rep: int) -> pd.DataFrame | None:
-    """The emulated session's per-message times (``messages.csv``; derived from the relay's
-    ``packets.csv`` and saved next to it when missing), or None if neither was kept."""
+    """The emulated session's per-message times (``messages.csv``, or ``messages.csv.gz`` as
+    shipped; derived from the relay's ``packets.csv`` and saved next to it when missing), or None
+    if neither was kept."""
     d = _rep_dir(out, key, rep)
+    if (d / "messages.csv.gz").exists():  # as shipped in reports/validation
+        return pd.read_csv(d / "messages.csv.gz")
     if not (d / "messages.csv").exists():
         if not (d / "packets.csv").exists():
             return None
