@@ -1,6 +1,6 @@
 """Validate the simulator's timing against a real TCP stack: ``reports/validation/``.
 
-    sudo python experiments/validation.py --mahimahi PATH/TO/mahimahi/traces [--images 3] [--reps-impaired 2] [--parallel 3]
+    sudo python experiments/validation.py --mahimahi PATH/TO/mahimahi/traces [--images 3] [--reps-impaired 2] [--parallel 3] [--alone-rtt 10]
     python experiments/validation.py --mahimahi ... --analyse-only   # re-simulate + redraw from saved runs
     python experiments/validation.py --redraw                        # tables, figures, page only
 
@@ -13,12 +13,17 @@ Each network point is one ``ciarsim emulate`` session (``ciarsim.emulate.emulate
 the first ``--images`` test images, an impaired point ``--reps-impaired`` times with different relay
 seeds (``<out>/points/<point>/rep<r>/`` for r > 0); sessions already on disk are reused (``--force``
 redoes them). The analysis re-simulates every point with the simulator's link model as it was
-before this validation (``before``: 40-byte headers, no TCP window) and as it is now (``after``),
-writes ``points.csv``, ``summary.csv`` (median and p95 over points of the absolute relative error
-of the per-point median and p95 latency, overall, per policy, per grid half; ``after-expected``
-against the simulator's expected median and ``noise-floor``, the simulator against itself at the
-emulated sample size), ``table.md`` and the figures, and records the machine load sampled during
-the emulation.
+before this validation (``before``: 40-byte headers, no TCP window), as it is now (``after``) and
+with the kernel-TCP rule options (``MODELS``), with drawn losses and with the losses each emulated
+session saw replayed (``-matched``, from its ``losses.csv``; ``-net`` also takes the hosts'
+turnaround excess out of the emulated latency, from its ``messages.csv``); writes ``points.csv``,
+``summary.csv`` (median and p95 over points of the absolute relative error of the per-point
+median and p95 latency, overall, per policy, per grid half; ``after-expected`` against the
+simulator's expected median, ``noise-floor`` the simulator against itself at the emulated sample
+size, ``matched-noise-floor`` the same under the emulated losses), ``calibration.csv`` and
+``pit.csv`` (where each emulated image falls among 20 simulated draws), ``recovery.csv`` (the
+kernel's wait before resending each lost segment), ``table.md``, the figures and the page, and
+records the machine load sampled during the emulation.
 """
 
 from __future__ import annotations
