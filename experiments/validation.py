@@ -51,7 +51,7 @@ from ciarsim.runner.trace_cache import TraceCache  # noqa: E402
 from ciarsim.scenario.loader import load_scenario  # noqa: E402
 from ciarsim.sim import tcp  # noqa: E402
 from ciarsim.emulate.losses import DIRECTIONS, loss_script, message_times, segment_kind  # noqa: E402
-from ciarsim.sim.world import ConcurrentExchanges, World, simulate  # noqa: E402
+from ciarsim.sim.world import World, simulate  # noqa: E402
 from ciarsim.trace import TraceSet  # noqa: E402
 
 BASE = ROOT / "experiments" / "validation.yaml"
@@ -348,14 +348,9 @@ def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None, l
     else as seeded). With ``scripts``, ``log`` or ``jitter_seed``: ``(records, (uplink, downlink)
     message records)``."""
     seed = draw_seed(sc.seed, f"{key}/0", rep)
-    if scripts is None and not log and jitter_seed is None:
-        return simulate(tr, workload=sc.workload, models=sc.models, network=sc.network, seed=seed,
-                        replication=rep, policy=label, record_segments=False)  # fmt: skip
     links = []
 
-    def world() -> World:
-        w = World(workload=sc.workload, models=sc.models, network=sc.network, seed=seed,
-                  replication=rep, policy=label, record_segments=False)  # fmt: skip
+    def prepare(w: World) -> None:
         phone = w.phone(0)
         if scripts is not None:
             phone.uplink.script, phone.downlink.script = scripts
@@ -364,13 +359,12 @@ def _sim(tr, sc, key: str, label: str, rep: int, scripts: tuple | None = None, l
             phone.uplink.jitter.rng = np.random.default_rng([jitter_seed, 1])
             phone.downlink.jitter.rng = np.random.default_rng([jitter_seed, 2])
         links[:] = [phone.uplink, phone.downlink]
-        return w
 
-    try:
-        res = world().run(tr)
-    except ConcurrentExchanges:  # as ``simulate``: a fresh world, event-driven
-        res = world().run(tr, None, False)
-    return res, (links[0].log, links[1].log)
+    plain = scripts is None and not log and jitter_seed is None
+    res = simulate(tr, workload=sc.workload, models=sc.models, network=sc.network, seed=seed,
+                   replication=rep, policy=label, record_segments=False,
+                   prepare=None if plain else prepare)  # fmt: skip
+    return res if plain else (res, (links[0].log, links[1].log))
 
 
 def _messages(out: Path, key: str, rep: int) -> pd.DataFrame | None:

@@ -23,6 +23,7 @@ in one process give identical results. Units: ms, bytes.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 import simpy
@@ -556,6 +557,7 @@ def simulate(
     population: list | None = None,
     group_traces: dict[str, TraceSet] | None = None,
     direct: bool = True,
+    prepare: Callable[[World], None] | None = None,
 ) -> SimRecords:
     """Replay ``traces`` in a fresh world; one row per image, one per op segment.
 
@@ -570,15 +572,19 @@ def simulate(
     ``group_policy`` one. ``group_traces``: the trace sets of groups pinned to another policy
     (``GroupConfig.policy``; group name -> traces of the same prompts). ``direct=False``
     forces the event-driven replay everywhere (the direct one gives identical records where
-    it applies: one phone, images back to back, at most one exchange in flight).
+    it applies: one phone, images back to back, at most one exchange in flight). ``prepare``
+    is called on each fresh world before it runs (diagnostics: e.g. scripting a phone's losses).
     """
 
     def world() -> World:
-        return World(
+        w = World(
             workload=workload, models=models, network=network, seed=seed,
             replication=replication, policy=policy, tables=tables, record_segments=record_segments,
             stop_above=stop_above, population=population,
         )  # fmt: skip
+        if prepare is not None:
+            prepare(w)
+        return w
 
     try:
         return world().run(traces, group_traces, direct)
