@@ -27,6 +27,7 @@ import pandas as pd
 from ciarsim.emulate.relay import PACKET_COLUMNS
 
 DIRECTIONS = ("uplink", "downlink")
+BURST_MS = 2.0  # segments this close to a message's first were sent back to back (the relay's clock)
 LOSS_COLUMNS = ("block", "direction", "message", "exchange", "message_bytes", "t_ms",
                 "offset_in_message", "bytes", "attempt", "resent_after_ms")  # fmt: skip
 STREAM_COLUMNS = ("block", "direction", "messages", "segments", "dropped", "dropped_acks")
@@ -118,11 +119,16 @@ def message_times(log: pd.DataFrame) -> pd.DataFrame:
     first segment reached the relay (the sender's send, give or take the testbed's kernel
     path), ``delivered_ms``, when the relay had delivered every byte of it at least once (its
     arrival at the receiver's kernel; a resend of a byte already delivered does not count),
-    and its ``segments`` and ``dropped`` counts (resends included)."""
+    and its ``segments`` and ``dropped`` counts (resends included), and ``first_burst``: how many
+    of its segments' first transmissions reached the relay within ``BURST_MS`` of its first
+    segment, i.e. were sent back to back (at most the sender's window when the message began)."""
     keys = [c for c in ("point", "policy", "block", "direction", "message") if c in log.columns]
     log = log[log["message"] >= 0]
     g = log.groupby(keys, sort=False)
     first = g.agg(first_in_ms=("t_ms", "min"), segments=("bytes", "size"), dropped=("dropped", "sum"))
     ok = log[log["dropped"] == 0]
     done = ok.groupby([*keys, "offset"], sort=False)["out_ms"].min().groupby(keys, sort=False).max()
-    return first.join(done.rename("delivered_ms")).reset_index()
+    sends = log.drop_duplicates([*keys, "offset"])  # first transmissions (the log is in time order)
+    start = sends.groupby(keys, sort=False)["t_ms"].transform("min")
+    burst = sends[sends["t_ms"] <= start + BURST_MS].groupby(keys, sort=False).size()
+    return first.join(done.rename("delivered_ms")).join(burst.rename("first_burst")).reset_index()

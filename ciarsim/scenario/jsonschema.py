@@ -173,7 +173,7 @@ FIELD_HELP = {
     "NetworkConfig.packet_header_bytes": "Header bytes per packet (IPv4 + TCP + timestamps: 52).",
     "NetworkConfig.tcp": "Kernel-TCP terms of the link: linux (congestion window, RTO from the RTT, per-packet jitter) or none.",
     "NetworkConfig.tcp_recovery": "Loss recovery under tcp: linux: rto (every loss waits the RTO) or rack (Linux's RACK-TLP: a loss with a later packet behind it is repaired after 1.25 RTT).",
-    "NetworkConfig.tcp_window": "Window rule under tcp: linux: slow-start (a message's rounds double the window) or aimd (HyStart, congestion avoidance, a loss cuts the window in its round).",
+    "NetworkConfig.tcp_window": "Window rule under tcp: linux: slow-start (a message's rounds double the window) or aimd (slow start until the first loss, then congestion avoidance; a loss cuts the window in its round).",
     "NetworkConfig.tcp_rto_rtt": "The RTT the RTO counts under tcp: linux: path (the path's RTT) or srtt (the kernel's smoothed RTT: + 2 x mean jitter + the 40 ms delayed-ACK timer).",
     "NetworkConfig.message_header_bytes": "Header bytes per application message.",
     "NetworkConfig.radio": "The phone's radio technology for energy (lte, nr, wifi, umts, none; ciarsim/data/radio.json); auto: none on an ideal network, else lte.",

@@ -164,9 +164,9 @@ class NetworkConfig(Frozen):
     each a documented kernel mechanism measured against the kernel in docs/validation.md:
     ``tcp_recovery`` ``rto`` (every loss waits the RTO) or ``rack`` (Linux's RACK-TLP: a loss with
     a later packet behind it is repaired after 1.25 RTT); ``tcp_window`` ``slow-start`` (a
-    message's rounds double the window) or ``aimd`` (HyStart ends slow start near the pipe,
-    congestion avoidance adds a packet per round trip, a loss cuts the window in the round it
-    happens); ``tcp_rto_rtt`` ``path`` (the RTO counts the path's RTT) or ``srtt`` (the kernel's
+    message's rounds double the window) or ``aimd`` (slow start until the first loss, then
+    congestion avoidance adds a packet per round trip, and a loss cuts the window in the round
+    it happens); ``tcp_rto_rtt`` ``path`` (the RTO counts the path's RTT) or ``srtt`` (the kernel's
     smoothed RTT: plus both directions' mean jitter and the 40 ms delayed-ACK timer).
     ``packet_header_bytes`` defaults to 52: IPv4 (20) + TCP (20) + the timestamp option (12) that
     Linux sends on every segment.

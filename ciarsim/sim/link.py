@@ -25,8 +25,8 @@ RTO, grows as messages are acknowledged and collapses after a loss; a loss waits
 ``loss_wait_ms`` (Linux's RTO from the RTT) instead of ``rto_ms``; and jitter is drawn per packet
 (FIFO: the message arrives with its latest packet) rather than once per message. The options
 ``tcp_recovery="rack"`` (Linux's RACK-TLP: a loss with a later packet behind it is resent 1.25 RTT
-after it left), ``tcp_window="aimd"`` (HyStart, congestion avoidance, the window cut in the round
-a loss happens: ``tcp.aimd_rounds``) and ``tcp_rto_rtt="srtt"`` (the RTO from the kernel's
+after it left), ``tcp_window="aimd"`` (congestion avoidance after the first loss, the window cut in
+the round a loss happens: ``tcp.aimd_rounds``) and ``tcp_rto_rtt="srtt"`` (the RTO from the kernel's
 smoothed RTT) change those rules (``ciarsim.sim.tcp``). For validation, ``script`` replays an
 emulated session's losses instead of drawing them and ``log`` keeps every message's record.
 
@@ -154,7 +154,7 @@ class Link:
             if self.tcp else 0.0
         self.rack, self.aimd = tcp_recovery == "rack", tcp_window == "aimd"
         self._srtt = tcp_model.srtt_ms(2.0 * one_way_ms, self.jitter.mean, tcp_rto_rtt)  # what the RTO counts
-        self.window = tcp_model.Window(2.0 * one_way_ms, self._packet_ms, self._srtt, tcp_window)
+        self.window = tcp_model.Window(2.0 * one_way_ms, self._srtt, tcp_window)
         self._offsets: list[float] = []
         self._positions: np.random.Generator | None = None  # loss positions (rack, aimd)
         # per message in send order, (positions of its lost first transmissions, lost resends),

@@ -73,7 +73,10 @@ def test_relay_bulk_rate_matches_the_setting(tmp_path):
     (nbytes, seconds), _ = _flow(tmp_path, relay, ["sink", CLOUD_IP, "9001", "0", out],
                                  ["source", CLOUD_IP, "9001", "1000000", "-"])  # fmt: skip
     goodput = nbytes * 8 / seconds / 1e6
-    assert goodput == pytest.approx(4.0 * 1448 / 1500, rel=0.03)  # IP rate x TCP payload share
+    expect = 4.0 * 1448 / 1500  # IP rate x TCP payload share
+    # never faster than the setting; a loaded 2-vCPU host may let the relay's Python fall a
+    # little behind it
+    assert 0.95 * expect <= goodput <= 1.01 * expect
 
 
 def _decoder(policy, workload, models, seed):

@@ -82,6 +82,8 @@ def test_message_times_count_the_first_delivery_of_every_byte():
     m = message_times(packet_log(ROWS, REQUESTS, ANSWERS)).set_index(["direction", "message"])
     assert m.loc[("uplink", 0), ["first_in_ms", "delivered_ms", "segments", "dropped"]].tolist() == [0.0, 310.0, 5, 2]
     assert m.loc[("uplink", 1), ["first_in_ms", "delivered_ms"]].tolist() == [400.0, 660.0]
+    # three first transmissions left back to back; the resends and the next message do not count
+    assert m.loc[("uplink", 0), "first_burst"] == 3 and m.loc[("uplink", 1), "first_burst"] == 1
     assert m.loc[("downlink", 0), ["first_in_ms", "delivered_ms"]].tolist() == [20.0, 30.0]
     # a spurious resend (the original delivered) does not move the delivery
     spurious = [*ROWS, (0, 1, 200.0, 210.0, 0, 50, 0)]
