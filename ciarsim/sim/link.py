@@ -264,14 +264,23 @@ class Link:
         return rounds
 
     def _scripted_losses(self, packets: int) -> tuple[list[int], int]:
-        """The next message's scripted losses: the positions of its lost first transmissions
-        (clamped to its ``packets``) and its count of lost resends."""
+        """The next message's scripted losses: the positions of its lost first transmissions and
+        its count of lost resends. A position beyond the message's ``packets`` (the emulated
+        message was cut into more segments) moves to the last free packet before it, so no loss
+        is merged away; at most one loss per packet."""
         k = self._scripted
         self._scripted += 1
         if k >= len(self.script):
             return [], 0
         first, resent = self.script[k]
-        return sorted({min(i, packets - 1) for i in first}), resent
+        placed, free = [], packets  # positions below ``free`` are still unlost
+        for i in sorted(first, reverse=True):
+            i = min(i, free - 1)
+            if i < 0:
+                break
+            placed.append(i)
+            free = i
+        return placed[::-1], resent
 
     def _draw_positions(self, packets: int, lost: int) -> list[int]:
         """Positions of ``lost`` first transmissions among ``packets``, drawn uniformly from a

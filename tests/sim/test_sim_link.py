@@ -70,6 +70,17 @@ def test_a_scripted_link_loses_exactly_the_scripted_transmissions():
     assert recs[0].arrival_ms - 0.0 == pytest.approx(recs[2].arrival_ms - 2000.0)
 
 
+def test_scripted_positions_beyond_a_shorter_message_are_kept_apart():
+    # the emulated message was cut into more segments than the simulated one has packets:
+    # losses past its end move to the last free packets, none is merged away
+    link = _link(ConstantCapacity(8.0), rto_ms=100.0)
+    link.script = [([5, 9], 0), ([0, 1, 2], 1)]
+    assert link._scripted_losses(2) == ([0, 1], 0)
+    assert link._scripted_losses(2) == ([0, 1], 1)  # at most one loss per packet
+    link.script, link._scripted = [([5, 9], 0)], 0
+    assert link.plan(0.0, 2920).lost == 2
+
+
 def test_scripted_positions_decide_rack_recovery():
     from ciarsim.sim import tcp
 
