@@ -97,8 +97,8 @@ def aimd_rounds(packets: int, cwnd: float, ssthresh: float, packet_ms: float, rt
     serialisation reaches the RTT (the pipe is full, as in ``window_ms``), its serialisation; the
     time is 0 when no round was shorter than the RTT (the window never held the sender back: the
     link's own serialisation sets the time, as in ``window_ms``); after a round the window
-    doubles below ``ssthresh`` (slow start,
-    stopping there), grows by one packet at or above it (congestion avoidance), and after a round
+    doubles below ``ssthresh`` (slow start, stopping there), grows by one packet at or above it
+    when the round was full (congestion avoidance, cwnd-limited), and after a round
     that lost a first transmission (positions ``lost_at``) falls to ``ssthresh = 0.7 w`` (CUBIC's
     multiplicative decrease, Linux's PRR end state): a loss early in a long message slows the
     rest of it, not only the next message. The last round's packets leave at line rate."""
@@ -200,9 +200,9 @@ class Window:
             self._ack(start_ms)
         if not self.flight:  # nothing unacknowledged (a chain's usual case): the whole window is free
             idle_ms = start_ms - self.last_end
-            if idle_ms > self.rto and self.aimd:
-                self.ssthresh = max(self.ssthresh, 0.75 * self.cwnd)
             if idle_ms > self.rto:  # halved per idle RTO (an integer, as Linux's snd_cwnd)
+                if self.aimd:
+                    self.ssthresh = max(self.ssthresh, 0.75 * self.cwnd)
                 self.cwnd = float(restart_cwnd(int(self.cwnd), idle_ms, self.srtt))
             return start_ms, max(int(self.cwnd), 1)  # the fraction grown so far is kept
         need = min(packets, max(int(self.cwnd), 1))
@@ -221,17 +221,18 @@ class Window:
         by fast recovery (``fast``: the window falls to ``ssthresh``, Linux's PRR end state) or
         by the RTO (to 1 packet, ``tcp_enter_loss``). ``after``: the (window, ssthresh) that
         ``aimd_rounds`` left, its growth and cuts already counted."""
-        flight = packets + (sum(pk for _, pk, _ in self.flight) if self.flight else 0)
-        # grows only if the window bound the sender (Linux tcp_is_cwnd_limited): in slow start
-        # while the flight reached half the window, in congestion avoidance only when it was full
-        limited = 2 * flight > self.cwnd if self.cwnd < self.ssthresh else flight >= int(self.cwnd)
-        if after is not None:
+        limited = False  # whether the acknowledgement grows the window (aimd_rounds grew it)
+        if after is None:
+            flight = packets + (sum(pk for _, pk, _ in self.flight) if self.flight else 0)
+            # only if the window bound the sender (Linux tcp_is_cwnd_limited): in slow start
+            # while the flight reached half the window, in congestion avoidance when it was full
+            limited = 2 * flight > self.cwnd if self.cwnd < self.ssthresh else flight >= int(self.cwnd)
+            if lost:
+                self.ssthresh = max(self.cwnd * CUBIC_BETA, 2.0)
+                self.cwnd = self.ssthresh if fast else 1.0
+        else:
             self.cwnd, self.ssthresh = after
             if lost and not fast:  # an RTO fired
                 self.ssthresh, self.cwnd = max(self.cwnd * CUBIC_BETA, 2.0), 1.0
-            limited = False
-        elif lost:
-            self.ssthresh = max(self.cwnd * CUBIC_BETA, 2.0)
-            self.cwnd = self.ssthresh if fast else 1.0
         self.flight.append((end_ms + self.rtt, packets, limited))
         self.last_end = end_ms
